@@ -73,7 +73,8 @@ int rt_create(const struct rt_globals *g, int argc, char **argv)
         return 1;
     struct ks_error *e = NULL;
     pid_t pid;
-    return report(ks_container_create(g->root, &o, &pid, &e), e);
+    int rr = ks_container_create(g->root, &o, &pid, &e);
+    return report(rr, e);
 }
 
 int rt_start(const struct rt_globals *g, int argc, char **argv)
@@ -83,7 +84,8 @@ int rt_start(const struct rt_globals *g, int argc, char **argv)
     if (id == NULL)
         return 1;
     struct ks_error *e = NULL;
-    return report(ks_container_start(g->root, id, &e), e);
+    int rr = ks_container_start(g->root, id, &e);
+    return report(rr, e);
 }
 
 int rt_state(const struct rt_globals *g, int argc, char **argv)
@@ -157,7 +159,8 @@ int rt_kill(const struct rt_globals *g, int argc, char **argv)
     if (argc - optind == 2 && (sig = rt_parse_signal(argv[optind + 1])) < 0)
         return rt_fail("kill: unknown signal `%s`", argv[optind + 1]);
     struct ks_error *e = NULL;
-    return report(ks_container_kill(g->root, id, sig, all, &e), e);
+    int rr = ks_container_kill(g->root, id, sig, all, &e);
+    return report(rr, e);
 }
 
 int rt_delete(const struct rt_globals *g, int argc, char **argv)
@@ -194,7 +197,8 @@ static int pause_resume(const struct rt_globals *g, int argc, char **argv, bool 
     if (id == NULL)
         return 1;
     struct ks_error *e = NULL;
-    return report(ks_container_pause(g->root, id, pause, &e), e);
+    int rr = ks_container_pause(g->root, id, pause, &e);
+    return report(rr, e);
 }
 
 int rt_pause(const struct rt_globals *g, int argc, char **argv)
@@ -473,7 +477,8 @@ int rt_update(const struct rt_globals *g, int argc, char **argv)
         res = fromfile;
     }
     struct ks_error *e = NULL;
-    return report(ks_container_update(g->root, id, res, &e), e);
+    int rr = ks_container_update(g->root, id, res, &e);
+    return report(rr, e);
 }
 
 int rt_spec(const struct rt_globals *g, int argc, char **argv)

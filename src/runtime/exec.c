@@ -54,6 +54,9 @@ int rt_wait_forward(int pid, int master)
         (void)child;
     }
     int status = 0;
+    /* The process may have ended before the signals were blocked. */
+    if (waitpid(pid, &status, WNOHANG) == pid)
+        goto done;
     for (;;) {
         struct signalfd_siginfo si;
         ssize_t n = read(sfd, &si, sizeof(si));

@@ -217,6 +217,8 @@ static int init_main(struct init_ctx *c)
     snprintf(fifo_path, sizeof(fifo_path), "/proc/self/fd/%d", c->fifo);
     if ((r = ks_process_drop_privileges(&plan, &e)) < 0)
         return child_fail(c->sync, e);
+    /* From here on the init outlives the command that created it. */
+    prctl(PR_SET_PDEATHSIG, 0);
     if (ks_sync_send(c->sync, SYNC_READY, 0, NULL) < 0)
         return 1;
     close(c->sync);

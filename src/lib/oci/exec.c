@@ -75,6 +75,7 @@ static int exec_child(int sync, const int nsfd[KS_NS__COUNT], json_object *proce
     }
     if (ks_process_resolve(&plan, &e) < 0 || ks_process_drop_privileges(&plan, &e) < 0)
         return exec_fail(sync, e);
+    prctl(PR_SET_PDEATHSIG, 0);
     ks_sync_send(sync, EXEC_READY, 0, NULL);
     close(sync);
     syscall(SYS_close_range, 3 + preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
