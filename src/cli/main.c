@@ -1,1 +1,95 @@
-int main(void) { return 0; }
+/* kiste: the Docker-style command line. The engine commands arrive with their own modules;
+ * until then this front door reports the build and the host's container support, and says
+ * plainly which commands are not there yet. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "ks-config.h"
+#include "lib/base/json.h"
+#include "lib/base/log.h"
+#include "lib/oci/cgroup.h"
+
+static const char *const mode_names[] = {
+    [KS_CGROUP_V1] = "v1",
+    [KS_CGROUP_V2] = "v2",
+    [KS_CGROUP_HYBRID] = "hybrid",
+};
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    struct utsname u;
+    uname(&u);
+    printf("Kiste version %s\nOCI runtime spec: 1.0.0 to 1.3.0\nKernel: %s %s\n", KS_VERSION,
+           u.sysname, u.release);
+    return 0;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    struct ks_cgroup_layout *l = NULL;
+    struct ks_error *e = NULL;
+    printf("Server Version: %s\n", KS_VERSION);
+    if (ks_cgroup_layout_detect("/sys/fs/cgroup", &l, &e) < 0) {
+        printf("Cgroup Version: unknown (%s)\n", e->msg);
+        ks_error_free(e);
+    } else {
+        printf("Cgroup Version: %s\n", mode_names[l->mode]);
+        ks_cgroup_layout_free(l);
+    }
+    printf("Default Runtime: kiste-runtime\n");
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    {"version", cmd_version, "show the version"},
+    {"info", cmd_info, "show system-wide information"},
+};
+
+/* Docker's commands that the engine will provide; named so the message is precise. */
+static const char *const planned[] = {
+    "run",    "create", "start",  "stop",   "restart", "kill",   "rm",     "wait",
+    "pause",  "unpause", "exec",  "attach", "logs",    "ps",     "inspect", "top",
+    "port",   "rename", "cp",     "diff",   "commit",  "export", "stats",  "update",
+    "images", "image",  "import", "load",   "save",    "tag",    "rmi",    "history",
+    "pull",   "push",   "login",  "logout", "search",  "build",  "network", "volume",
+    "system", "container", "builder", "registry",
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: kiste COMMAND [OPTIONS]\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nThe OCI runtime is `kiste-runtime` (runc's command line).\n");
+}
+
+int main(int argc, char **argv)
+{
+    ks_log_set_sink(ks_log_sink_stderr, "kiste");
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 1 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-v") == 0)
+        return cmd_version(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof(planned) / sizeof(planned[0]); i++)
+        if (strcmp(argv[1], planned[i]) == 0) {
+            fprintf(stderr, "kiste: `%s` is not available in this version yet\n", argv[1]);
+            return 1;
+        }
+    fprintf(stderr, "kiste: unknown command `%s`\n", argv[1]);
+    usage(stderr);
+    return 1;
+}
