@@ -292,6 +292,23 @@ static int walk_path(struct walk *w, const char *path, bool stop_before_last, ch
     return 0;
 }
 
+/* Reopens the O_PATH fd with the caller's flags (through its /proc/self/fd link, which names
+ * exactly that inode). */
+static int reopen(int pathfd, int flags, mode_t mode)
+{
+    struct stat st;
+    if ((flags & O_DIRECTORY) && (fstat(pathfd, &st) < 0 || !S_ISDIR(st.st_mode))) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    if (flags & O_PATH)
+        return fcntl(pathfd, F_DUPFD_CLOEXEC, 3);
+    char p[64];
+    return open(ks_fd_path(pathfd, p, sizeof(p)), (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) |
+                                                       O_CLOEXEC,
+                mode);
+}
+
 int ks_open_in_root_fallback(int rootfd, const char *path, int flags, mode_t mode,
                              struct ks_error **err)
 {
@@ -302,28 +319,34 @@ int ks_open_in_root_fallback(int rootfd, const char *path, int flags, mode_t mod
         walk_reset(&w);
         return ks_error_set(err, -r, "resolve `%s` in root", path);
     }
-    int fd;
-    if (last[0] == '\0' || strcmp(last, ".") == 0) {
-        fd = openat(walk_cur(&w), ".", flags | O_CLOEXEC, mode);
-    } else if (strcmp(last, "..") == 0) {
-        if (w.depth > 0)
-            close(w.stack[--w.depth]);
-        fd = openat(walk_cur(&w), ".", flags | O_CLOEXEC, mode);
+    int fd = -1;
+    if (strcmp(last, "..") == 0 && w.depth > 0)
+        close(w.stack[--w.depth]);
+    if (last[0] == '\0' || strcmp(last, ".") == 0 || strcmp(last, "..") == 0) {
+        fd = reopen(walk_cur(&w), flags, mode);
     } else {
-        fd = openat(walk_cur(&w), last, flags | O_NOFOLLOW | O_CLOEXEC, mode);
-        if (fd < 0 && errno == ELOOP && !(flags & O_NOFOLLOW)) {
-            /* The last component is a symlink: follow it inside the root. */
+        int lfd = openat(walk_cur(&w), last, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (lfd < 0) {
+            if (errno == ENOENT && (flags & O_CREAT))
+                fd = openat(walk_cur(&w), last, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+        } else if (fstat(lfd, &st) == 0 && S_ISLNK(st.st_mode) && !(flags & O_NOFOLLOW)) {
+            close(lfd);
+            /* Follow the link inside the root; its target ends up on top of the stack. */
             r = walk_step(&w, last, err);
             if (r < 0) {
                 walk_reset(&w);
-                return ks_error_set(err, -r, "resolve `%s` in root", path);
+                return ks_error_set(err, -r, "open `%s` in root", path);
             }
-            fd = openat(walk_cur(&w), ".", (flags & ~(O_CREAT | O_EXCL)) | O_CLOEXEC, mode);
-            if (fd >= 0 && (flags & O_PATH) == 0) {
-                /* fine */
-            }
-        } else if (fd < 0 && errno == ELOOP && (flags & O_PATH)) {
-            fd = openat(walk_cur(&w), last, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+            fd = reopen(walk_cur(&w), flags, mode);
+        } else if ((flags & O_CREAT) && (flags & O_EXCL)) {
+            close(lfd);
+            errno = EEXIST;
+        } else {
+            fd = reopen(lfd, flags, mode);
+            int e = errno;
+            close(lfd);
+            errno = e;
         }
     }
     int e = errno;
