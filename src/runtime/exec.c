@@ -18,6 +18,7 @@
 #include "lib/base/sync.h"
 #include "lib/oci/container.h"
 #include "lib/oci/internal.h"
+#include "lib/oci/spec.h"
 #include "runtime.h"
 
 static int exit_code(int status)
@@ -341,6 +342,12 @@ int rt_exec(const struct rt_globals *g, int argc, char **argv)
     }
     if (nnp)
         json_object_object_add(process, "noNewPrivileges", json_object_new_boolean(1));
+    if (ks_spec_validate_process(process, &e) < 0) {
+        json_object_put(process);
+        rt_fail("exec: %s", e->msg);
+        ks_error_free(e);
+        return 1;
+    }
     o.process = process;
     bool terminal = ks_json_bool(process, "terminal", false);
     int pair[2] = {-1, -1};

@@ -895,6 +895,16 @@ int ks_spec_validate(json_object *spec, struct ks_error **err)
     return check_field(&spec_root, spec, &p, err);
 }
 
+int ks_spec_validate_process(json_object *process, struct ks_error **err)
+{
+    static const struct field process_root = {.kind = K_OBJECT, .fields = process_fields};
+    struct path p = {.len = 0};
+    path_push_key(&p, "process");
+    if (process == NULL)
+        return fail(err, &p, "expected an object");
+    return check_field(&process_root, process, &p, err);
+}
+
 int ks_spec_load(const char *bundle, json_object **ret, struct ks_error **err)
 {
     _cleanup_free_ char *path = NULL;

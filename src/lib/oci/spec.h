@@ -23,6 +23,10 @@ int ks_spec_load(const char *bundle, json_object **ret, struct ks_error **err);
  * uid/gid mappings well formed, rlimit types known, and the types of every other field. */
 int ks_spec_validate(json_object *spec, struct ks_error **err);
 
+/* Validates a process object on its own (exec --process FILE), with the same rules and
+ * messages as the process member of config.json. */
+int ks_spec_validate_process(json_object *process, struct ks_error **err);
+
 /* The default config.json of `kiste-runtime spec` (with rootless: user namespace mapping the
  * calling user, no cgroup resources, mounts usable without privileges). New reference. */
 json_object *ks_spec_default(bool rootless);
