@@ -192,6 +192,8 @@ def _kiste_processes():
 @pytest.fixture(scope="session", autouse=True)
 def leak_check():
     before = (_mounts(), _netns(), _links())
+    cg_before = set(_kiste_cgroups())
+    procs_before = set(_kiste_processes())
     yield
     time.sleep(0.2)
     after = (_mounts(), _netns(), _links())
@@ -202,10 +204,10 @@ def leak_check():
         leaks.append(f"network namespaces: {sorted(after[1] - before[1])}")
     if after[2] - before[2]:
         leaks.append(f"links: {sorted(after[2] - before[2])}")
-    cg = _kiste_cgroups()
+    cg = sorted(set(_kiste_cgroups()) - cg_before)
     if cg:
         leaks.append(f"cgroups: {cg}")
-    procs = _kiste_processes()
+    procs = sorted(set(_kiste_processes()) - procs_before)
     if procs:
         leaks.append(f"processes: {procs}")
     if leaks:

@@ -4,12 +4,16 @@
 #include <limits.h>
 #include <linux/mount.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "../base/fs.h"
 #include "../base/json.h"
@@ -90,7 +94,7 @@ static const struct mount_opt mount_opts[] = {
     {"rnosymfollow", OPT_RATTR, MOUNT_ATTR_NOSYMFOLLOW},
     {"tmpcopyup", OPT_IGNORE, 0},
     {"idmap", OPT_IGNORE, 0},
-    {"ridmap", OPT_IGNORE, 0},
+    {"ridmap", OPT_IGNORE, 1},
 };
 
 struct parsed_mount {
@@ -98,6 +102,7 @@ struct parsed_mount {
     size_t nprop;
     uint64_t attr_set, attr_clr;
     bool tmpcopyup;
+    bool idmap, idmap_recursive;
     char data[4096];
 };
 
@@ -149,6 +154,10 @@ static int parse_options(json_object *m, size_t idx, struct parsed_mount *pm,
         case OPT_IGNORE:
             if (strcmp(o, "tmpcopyup") == 0)
                 pm->tmpcopyup = true;
+            else {
+                pm->idmap = true;
+                pm->idmap_recursive = found->value != 0;
+            }
             break;
         }
     }
@@ -202,6 +211,47 @@ static int mount_setattr_path(const char *path, uint64_t set, uint64_t clr,
     if (syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE, &attr, sizeof(attr)) < 0)
         return ks_error_set(err, errno, "set recursive mount attributes on `%s`", path);
     return 0;
+}
+
+/* The init's own cgroup in the hierarchy whose /proc/self/cgroup controller field is `ctrls`
+ * ("" for cgroup2), into buf; false when not found. Without a cgroup namespace this is not "/",
+ * and the container must see only this subtree (as runc binds it), not the host's whole tree. */
+static bool own_cgroup_path(const char *ctrls, char *buf, size_t len)
+{
+    _cleanup_fclose_ FILE *f = fopen("/proc/self/cgroup", "re");
+    if (f == NULL)
+        return false;
+    char line[PATH_MAX + 256];
+    while (fgets(line, sizeof(line), f)) {
+        char *c1 = strchr(line, ':');
+        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (c2 == NULL)
+            continue;
+        *c2 = '\0';
+        if (strcmp(c1 + 1, ctrls) != 0)
+            continue;
+        char *path = c2 + 1;
+        path[strcspn(path, "\n")] = '\0';
+        snprintf(buf, len, "%s", path);
+        return true;
+    }
+    return false;
+}
+
+/* Binds the host's `hier` + the init's own cgroup (from own_cgroup_path) on p; 1 when done, 0
+ * when the init sits at the root of its view (own cgroup namespace) and the caller mounts the
+ * hierarchy itself, or a negative errno. */
+static int bind_own_cgroup(const char *hier, const char *ctrls, const char *p,
+                           unsigned long flags, struct ks_error **err)
+{
+    char own[PATH_MAX], src[PATH_MAX * 2];
+    if (!own_cgroup_path(ctrls, own, sizeof(own)) || strcmp(own, "/") == 0)
+        return 0;
+    snprintf(src, sizeof(src), "%s%s", hier, own);
+    if (mount(src, p, NULL, MS_BIND, NULL) < 0)
+        return ks_error_set(err, errno, "bind cgroup `%s` on `%s`", src, p);
+    int r = remount_bind(p, flags | MS_NOSUID | MS_NODEV | MS_NOEXEC, err);
+    return r < 0 ? r : 1;
 }
 
 /* The controllers and options of each cgroup v1 hierarchy mounted on the host, from mountinfo:
@@ -262,6 +312,9 @@ static int mount_cgroup(const char *dest, unsigned long flags, struct ks_error *
 
     unsigned long base_flags = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
     if (st.v2_root) {
+        int b = bind_own_cgroup("/sys/fs/cgroup", "", dest, base_flags, err);
+        if (b != 0)
+            return b < 0 ? b : 0;
         if (mount("cgroup2", dest, "cgroup2", base_flags, NULL) == 0)
             return 0;
         /* Without a cgroup namespace of our own the kernel may refuse: show the host's. */
@@ -277,8 +330,13 @@ static int mount_cgroup(const char *dest, unsigned long flags, struct ks_error *
         snprintf(p, sizeof(p), "%s/%s", dest, names[i]);
         if (mkdir(p, 0755) < 0 && errno != EEXIST)
             return ks_error_set(err, errno, "mkdir `%s`", p);
-        if (mount("cgroup", p, "cgroup", base_flags | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                  opts[i]) < 0) {
+        char hier[PATH_MAX];
+        snprintf(hier, sizeof(hier), "/sys/fs/cgroup/%s", names[i]);
+        int b = bind_own_cgroup(hier, opts[i], p, base_flags, err);
+        if (b < 0)
+            return b;
+        if (b == 0 && mount("cgroup", p, "cgroup", base_flags | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                            opts[i]) < 0) {
             char host[PATH_MAX];
             snprintf(host, sizeof(host), "/sys/fs/cgroup/%s", names[i]);
             if (mount(host, p, NULL, MS_BIND | MS_REC, NULL) < 0)
@@ -302,13 +360,165 @@ static int mount_cgroup(const char *dest, unsigned long flags, struct ks_error *
         char p[PATH_MAX];
         snprintf(p, sizeof(p), "%s/unified", dest);
         mkdir(p, 0755);
-        if (mount("cgroup2", p, "cgroup2", base_flags | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+        int b = bind_own_cgroup("/sys/fs/cgroup/unified", "", p, base_flags, err);
+        if (b < 0)
+            return b;
+        if (b == 0 &&
+            mount("cgroup2", p, "cgroup2", base_flags | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                   NULL) < 0 &&
             mount("/sys/fs/cgroup/unified", p, NULL, MS_BIND | MS_REC, NULL) < 0)
             return ks_error_set(err, errno, "mount cgroup2 on `%s`", p);
     }
     if (base_flags & MS_RDONLY)
         return remount_bind(dest, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, err);
+    return 0;
+}
+
+/* A user namespace holding the given mappings, for an idmapped mount: a short-lived child
+ * unshares it, the maps are written from here, and its /proc/PID/ns/user is kept open. */
+static int userns_fd_for(json_object *uidmaps, json_object *gidmaps, struct ks_error **err)
+{
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) < 0)
+        return ks_error_set(err, errno, "pipe");
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(ready[0]);
+        close(ready[1]);
+        return ks_error_set(err, errno, "fork");
+    }
+    if (pid == 0) {
+        close(ready[0]);
+        /* Our pid as the mounted /proc numbers it (a new pid namespace may number us
+         * differently): that is where the maps are written. */
+        char self[32] = "";
+        ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
+        if (unshare(CLONE_NEWUSER) < 0 || n <= 0)
+            _exit(1);
+        (void)!write(ready[1], self, (size_t)n);
+        close(ready[1]);
+        pause();
+        _exit(0);
+    }
+    close(ready[1]);
+    char self[32] = "";
+    ssize_t n = read(ready[0], self, sizeof(self) - 1);
+    int r = n > 0 ? 0 : -EPERM;
+    close(ready[0]);
+    pid_t procpid = n > 0 ? (pid_t)atoi(self) : -1;
+    int fd = -1;
+    if (r < 0) {
+        r = ks_error_set(err, EPERM, "create a user namespace for an idmapped mount");
+    } else {
+        json_object *linux_like = json_object_new_object();
+        json_object_object_add(linux_like, "uidMappings", json_object_get(uidmaps));
+        json_object_object_add(linux_like, "gidMappings", json_object_get(gidmaps));
+        r = ks_ns_write_id_maps(procpid, linux_like, err);
+        json_object_put(linux_like);
+        if (r == 0) {
+            char p[64];
+            snprintf(p, sizeof(p), "/proc/%d/ns/user", procpid);
+            fd = open(p, O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                r = ks_error_set(err, errno, "open `%s`", p);
+        }
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return r < 0 ? r : fd;
+}
+
+/* Bind mount with the ownership shifted by the mount's (or else the container's) id mappings. */
+static int mount_idmapped(const struct ks_rootfs_opts *o, json_object *m,
+                          const struct parsed_mount *pm, const char *source, int target,
+                          size_t idx, struct ks_error **err)
+{
+    json_object *linux_obj = ks_json_get(o->spec, "linux");
+    json_object *um = ks_json_get_type(m, "uidMappings", json_type_array);
+    json_object *gm = ks_json_get_type(m, "gidMappings", json_type_array);
+    if (um == NULL)
+        um = ks_json_get_type(linux_obj, "uidMappings", json_type_array);
+    if (gm == NULL)
+        gm = ks_json_get_type(linux_obj, "gidMappings", json_type_array);
+    if (um == NULL || gm == NULL)
+        return ks_error_msg(err, "mounts[%zu]: idmap needs uidMappings and gidMappings", idx);
+    bool rec = pm->idmap_recursive || (pm->flags & MS_REC);
+    _cleanup_close_ int tree = (int)syscall(SYS_open_tree, AT_FDCWD, source,
+                                            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+                                                (rec ? AT_RECURSIVE : 0));
+    if (tree < 0)
+        return ks_error_set(err, errno, "mounts[%zu]: open_tree `%s`", idx, source);
+    _cleanup_close_ int userns = userns_fd_for(um, gm, err);
+    if (userns < 0)
+        return ks_error_wrap(err, "mounts[%zu]", idx);
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns};
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (rec ? AT_RECURSIVE : 0), &attr,
+                sizeof(attr)) < 0)
+        return ks_error_set(err, errno, "mounts[%zu]: idmap `%s`", idx, source);
+    if (syscall(SYS_move_mount, tree, "", target, "",
+                MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+        return ks_error_set(err, errno, "mounts[%zu]: attach idmapped `%s`", idx, source);
+    return 0;
+}
+
+/* Copies the tree at src (a directory fd) into dst, keeping modes, owners and links: what
+ * tmpcopyup puts into a fresh tmpfs from the directory it covers. */
+static int copy_tree(int src, int dst, struct ks_error **err)
+{
+    int dup_src = fcntl(src, F_DUPFD_CLOEXEC, 3);
+    if (dup_src < 0)
+        return ks_error_set(err, errno, "dup");
+    _cleanup_closedir_ DIR *d = fdopendir(dup_src);
+    if (d == NULL) {
+        close(dup_src);
+        return ks_error_set(err, errno, "opendir");
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
+            continue;
+        struct stat st;
+        if (fstatat(src, n, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            return ks_error_set(err, errno, "stat `%s`", n);
+        if (S_ISDIR(st.st_mode)) {
+            if (mkdirat(dst, n, st.st_mode & 07777) < 0 && errno != EEXIST)
+                return ks_error_set(err, errno, "mkdir `%s`", n);
+            _cleanup_close_ int s2 = openat(src, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            _cleanup_close_ int d2 = openat(dst, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (s2 < 0 || d2 < 0)
+                return ks_error_set(err, errno, "open `%s`", n);
+            int r = copy_tree(s2, d2, err);
+            if (r < 0)
+                return r;
+        } else if (S_ISLNK(st.st_mode)) {
+            char t[PATH_MAX];
+            ssize_t l = readlinkat(src, n, t, sizeof(t) - 1);
+            if (l < 0)
+                return ks_error_set(err, errno, "readlink `%s`", n);
+            t[l] = '\0';
+            if (symlinkat(t, dst, n) < 0)
+                return ks_error_set(err, errno, "symlink `%s`", n);
+        } else if (S_ISREG(st.st_mode)) {
+            _cleanup_close_ int in = openat(src, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            _cleanup_close_ int out = openat(dst, n, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                                             st.st_mode & 07777);
+            if (in < 0 || out < 0)
+                return ks_error_set(err, errno, "copy `%s`", n);
+            for (off_t left = st.st_size; left > 0;) {
+                ssize_t c = sendfile(out, in, NULL, (size_t)left);
+                if (c <= 0)
+                    return ks_error_set(err, c < 0 ? errno : EIO, "copy `%s`", n);
+                left -= c;
+            }
+        } else if (mknodat(dst, n, st.st_mode, st.st_rdev) < 0) {
+            return ks_error_set(err, errno, "mknod `%s`", n);
+        }
+        if (fchownat(dst, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != EPERM)
+            return ks_error_set(err, errno, "chown `%s`", n);
+        if (!S_ISLNK(st.st_mode))
+            (void)!fchmodat(dst, n, st.st_mode & 07777, 0);
+    }
     return 0;
 }
 
@@ -348,7 +558,11 @@ static int do_mount(const struct ks_rootfs_opts *o, int rootfd, json_object *m, 
     char tp[64];
     ks_fd_path(target, tp, sizeof(tp));
 
-    if (bind) {
+    if (bind && pm.idmap) {
+        r = mount_idmapped(o, m, &pm, source, target, idx, err);
+        if (r < 0)
+            return r;
+    } else if (bind) {
         if (mount(source, tp, NULL, pm.flags & (MS_BIND | MS_REC), NULL) < 0)
             return ks_error_set(err, errno, "mounts[%zu]: bind `%s` on `%s`", idx, source, dest);
     } else if (type && strcmp(type, "cgroup") == 0) {
@@ -370,7 +584,14 @@ static int do_mount(const struct ks_rootfs_opts *o, int rootfd, json_object *m, 
     } else {
         const char *fstype = type ? type : "none";
         unsigned long f = pm.flags & ~MS_REMOUNT;
-        if (mount(source ? source : fstype, tp, fstype, f, pm.data[0] ? pm.data : NULL) < 0) {
+        const char *data = pm.data[0] ? pm.data : NULL;
+        /* tmpcopyup: keep a handle on the covered directory to fill the tmpfs from it; a
+         * read-only tmpfs is filled first and locked after. */
+        _cleanup_close_ int covered = -EBADF;
+        if (pm.tmpcopyup && strcmp(fstype, "tmpfs") == 0)
+            covered = open(tp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        unsigned long first = covered >= 0 ? (f & ~MS_RDONLY) : f;
+        if (mount(source ? source : fstype, tp, fstype, first, data) < 0) {
             int e = errno;
             /* sysfs cannot be mounted in a user namespace without its own network namespace:
              * show the host's instead, as other runtimes do. */
@@ -387,6 +608,23 @@ static int do_mount(const struct ks_rootfs_opts *o, int rootfd, json_object *m, 
                 mount("/dev/mqueue", tp, NULL, MS_BIND | MS_REC, NULL) == 0)
                 return 0;
             return ks_error_set(err, e, "mounts[%zu]: mount %s on `%s`", idx, fstype, dest);
+        }
+        if (covered >= 0) {
+            _cleanup_close_ int fresh =
+                ks_open_in_root(rootfd, dest, O_RDONLY | O_DIRECTORY, 0, err);
+            if (fresh < 0 || (r = copy_tree(covered, fresh, err)) < 0)
+                return ks_error_wrap(err, "mounts[%zu]: tmpcopyup `%s`", idx, dest);
+            struct stat cst;
+            if (fstat(covered, &cst) == 0) {
+                (void)!fchmod(fresh, cst.st_mode & 07777);
+                (void)!fchown(fresh, cst.st_uid, cst.st_gid);
+            }
+            if (f & MS_RDONLY) {
+                char fp[64];
+                if (mount("", ks_fd_path(fresh, fp, sizeof(fp)), NULL, MS_REMOUNT | f, data) < 0)
+                    return ks_error_set(err, errno, "mounts[%zu]: remount `%s` read-only", idx,
+                                        dest);
+            }
         }
     }
 
