@@ -719,6 +719,13 @@ static int apply(struct ks_cgroup *cg, json_object *resources, struct ks_error *
     json_object *unified = ks_json_get_type(resources, "unified", json_type_object);
     if (cg->layout->mode == KS_CGROUP_V1 && unified && json_object_object_length(unified) > 0)
         return ks_error_msg(err, "linux.resources.unified needs cgroup v2, but this host has v1");
+    json_object *net = ks_json_get_type(resources, "network", json_type_object);
+    json_object *prios = ks_json_get_type(net, "priorities", json_type_array);
+    if (cg->layout->mode == KS_CGROUP_V2 && net &&
+        (json_object_object_get_ex(net, "classID", NULL) ||
+         (prios && json_object_array_length(prios) > 0)))
+        return ks_error_msg(err, "linux.resources.network needs the cgroup v1 net_cls and "
+                                 "net_prio controllers, but this host has v2 only");
     if (cg->layout->mode != KS_CGROUP_V2) {
         r = ks_cgroup_v1_apply(cg->v1dirs, resources,
                                cg->layout->mode == KS_CGROUP_V1 ? ~0u : cg->v1mask, err);

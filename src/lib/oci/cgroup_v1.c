@@ -281,6 +281,34 @@ static int apply_hugetlb(const char *dir, json_object *limits, struct ks_error *
     return 0;
 }
 
+/* net_cls and net_prio exist only in v1; their resources are refused rather than dropped when
+ * the controller is not mounted. */
+static int apply_network(char *const dirs[KS_CG__COUNT], json_object *net, struct ks_error **err)
+{
+    int64_t v;
+    int r;
+    if (ks_cgroup_json_int(net, "classID", &v)) {
+        if (dirs[KS_CG_NET_CLS] == NULL)
+            return no_controller("net_cls", err);
+        if ((r = write_i64(dirs[KS_CG_NET_CLS], "net_cls.classid", v, err)) < 0)
+            return r;
+    }
+    json_object *prios = ks_json_get_type(net, "priorities", json_type_array);
+    for (size_t i = 0; prios && i < json_object_array_length(prios); i++) {
+        json_object *p = json_object_array_get_idx(prios, i);
+        const char *name = ks_json_str(p, "name");
+        if (name == NULL || name[0] == '\0' || strlen(name) >= 16 || strpbrk(name, " \t\n/"))
+            return ks_error_msg(err, "invalid interface name `%s`", name ? name : "");
+        if (dirs[KS_CG_NET_PRIO] == NULL)
+            return no_controller("net_prio", err);
+        char buf[64];
+        snprintf(buf, sizeof(buf), "%s %" PRId64, name, ks_json_int(p, "priority", 0));
+        if ((r = ks_cgroup_write(dirs[KS_CG_NET_PRIO], "net_prio.ifpriomap", buf, err)) < 0)
+            return r;
+    }
+    return 0;
+}
+
 /* Rules are written in order after denying everything, like the kernel's own exception lists
  * expect: "a" resets the default, later rules add or remove exceptions. */
 static int apply_devices(const char *dir, json_object *rules, struct ks_error **err)
@@ -371,6 +399,9 @@ int ks_cgroup_v1_apply(char *const dirs[KS_CG__COUNT], json_object *res, unsigne
         if ((r = apply_hugetlb(dirs[KS_CG_HUGETLB], huge, err)) < 0)
             return r;
     }
+    json_object *net = ks_json_get_type(res, "network", json_type_object);
+    if (net && (r = apply_network(dirs, net, err)) < 0)
+        return r;
     json_object *devices = ks_json_get_type(res, "devices", json_type_array);
     if (devices && WANT(KS_CG_DEVICES)) {
         DIR_OR_FAIL(KS_CG_DEVICES);

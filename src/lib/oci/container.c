@@ -47,7 +47,7 @@ struct init_ctx {
     const struct ks_create_opts *o;
     const struct ks_ns_config *ns;
     const char *bundle, *rootfs;
-    int sync, fifo, console;
+    int sync, fifo, console, bundle_fd;
 };
 
 static int child_fail(int sync, struct ks_error *e)
@@ -92,6 +92,55 @@ static int apply_sysctl(json_object *linux_obj, struct ks_error **err)
     return 0;
 }
 
+static json_object *state_json(const char *id, const char *status, pid_t pid, const char *bundle,
+                               json_object *spec);
+
+/* Settings that, without a namespace of the container's own, would change the host: the host
+ * name and sysctls (which ones a namespace covers is runc's list). */
+static int check_namespaced(json_object *spec, const struct ks_ns_config *ns,
+                            struct ks_error **err)
+{
+    static const char *const fields[] = {"hostname", "domainname"};
+    for (size_t i = 0; i < KS_ELEMENTSOF(fields); i++) {
+        const char *v = ks_json_str(spec, fields[i]);
+        if (v && *v && !ns->wanted[KS_NS_UTS])
+            return ks_error_msg(err, "config.json: %s: set but there is no uts namespace",
+                                fields[i]);
+    }
+    static const char *const ipc_keys[] = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",
+                                           "kernel.sem",    "kernel.shmall", "kernel.shmmax",
+                                           "kernel.shmmni", "kernel.shm_rmid_forced"};
+    json_object *sc = ks_json_get_type(ks_json_get(spec, "linux"), "sysctl", json_type_object);
+    if (sc == NULL)
+        return 0;
+    json_object_object_foreach(sc, key, val)
+    {
+        (void)val;
+        char k[256];
+        snprintf(k, sizeof(k), "%s", key);
+        for (char *c = k; *c; c++)
+            if (*c == '/')
+                *c = '.';
+        enum ks_ns need = KS_NS__COUNT;
+        for (size_t i = 0; i < KS_ELEMENTSOF(ipc_keys); i++)
+            if (strcmp(k, ipc_keys[i]) == 0)
+                need = KS_NS_IPC;
+        if (strncmp(k, "fs.mqueue.", 10) == 0)
+            need = KS_NS_IPC;
+        else if (strncmp(k, "net.", 4) == 0)
+            need = KS_NS_NET;
+        else if (strcmp(k, "kernel.domainname") == 0)
+            need = KS_NS_UTS;
+        if (need == KS_NS__COUNT)
+            return ks_error_msg(err, "config.json: linux.sysctl: `%s` is not in a namespace of "
+                                     "the container's own", key);
+        if (!ns->wanted[need])
+            return ks_error_msg(err, "config.json: linux.sysctl: `%s` needs a %s namespace", key,
+                                ks_ns_table[need].spec_name);
+    }
+    return 0;
+}
+
 /* The container's init, in its new namespaces. Returns only on failure (after reporting it). */
 static int init_main(struct init_ctx *c)
 {
@@ -111,6 +160,13 @@ static int init_main(struct init_ctx *c)
             ks_error_set(&e, errno, "become root in the user namespace (is uid 0 mapped?)");
             return child_fail(c->sync, e);
         }
+    }
+    /* Into the bundle by fd, opened before the clone: the init, perhaps an unprivileged user on
+     * the host now, need not be able to walk the bundle's path. A new mount namespace takes the
+     * working directory along; joining one by path loses it (see below). */
+    if (fchdir(c->bundle_fd) < 0) {
+        ks_error_set(&e, errno, "chdir bundle `%s`", c->bundle);
+        return child_fail(c->sync, e);
     }
     if ((r = ks_ns_join_paths(ns, 0, &e)) < 0)
         return child_fail(c->sync, e);
@@ -142,18 +198,23 @@ static int init_main(struct init_ctx *c)
     if (!c->o->no_new_keyring)
         syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, NULL);
     const char *hostname = ks_json_str(c->spec, "hostname");
+    /* Only in a UTS namespace of its own (an empty name without one is let through). */
+    if (!ns->wanted[KS_NS_UTS])
+        hostname = NULL;
     if (hostname && sethostname(hostname, strlen(hostname)) < 0) {
         ks_error_set(&e, errno, "hostname: set `%s`", hostname);
         return child_fail(c->sync, e);
     }
     const char *domain = ks_json_str(c->spec, "domainname");
+    if (!ns->wanted[KS_NS_UTS])
+        domain = NULL;
     if (domain && setdomainname(domain, strlen(domain)) < 0) {
         ks_error_set(&e, errno, "domainname: set `%s`", domain);
         return child_fail(c->sync, e);
     }
     if ((r = apply_sysctl(linux_obj, &e)) < 0)
         return child_fail(c->sync, e);
-    if (chdir(c->bundle) < 0) {
+    if (ns->path[KS_NS_MNT] && chdir(c->bundle) < 0) {
         ks_error_set(&e, errno, "chdir bundle `%s`", c->bundle);
         return child_fail(c->sync, e);
     }
@@ -174,19 +235,25 @@ static int init_main(struct init_ctx *c)
         return child_fail(c->sync, e);
     json_object *hooks = ks_json_get(c->spec, "hooks");
     if (hooks) {
-        _cleanup_free_ char *st = NULL;
-        if (asprintf(&st,
-                     "{\"ociVersion\":\"1.2.0\",\"id\":\"%s\",\"status\":\"created\",\"pid\":%d,"
-                     "\"bundle\":\"%s\"}",
-                     c->o->id, (int)syscall(SYS_getpid), c->bundle) < 0)
-            st = NULL;
-        if ((r = ks_hooks_run(hooks, "createContainer", st ? st : "{}", &e)) < 0)
+        _cleanup_json_ json_object *st =
+            state_json(c->o->id, "created", (pid_t)syscall(SYS_getpid), c->bundle, c->spec);
+        if ((r = ks_hooks_run(hooks, "createContainer", ks_json_plain(st), &e)) < 0)
             return child_fail(c->sync, e);
+    }
+    /* The exec fifo is reopened through /proc, which the new root need not have. */
+    _cleanup_close_ int fd_dir = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd_dir < 0) {
+        ks_error_set(&e, errno, "open /proc/self/fd");
+        return child_fail(c->sync, e);
     }
     if (own_mnt && (r = ks_rootfs_pivot(&ro, rootfd, &e)) < 0)
         return child_fail(c->sync, e);
-    else if (!own_mnt && chdir("/") < 0)
-        return child_fail(c->sync, ks_error_new(errno, "chdir /"));
+    /* Without a mount namespace nothing is mounted (it would land on the host), but root.path
+     * is still the container's root: chroot into it. */
+    if (!own_mnt && (chroot(c->rootfs) < 0 || chdir("/") < 0)) {
+        ks_error_set(&e, errno, "chroot into `%s`", c->rootfs);
+        return child_fail(c->sync, e);
+    }
 
     _cleanup_close_ int slave = -EBADF;
     if (ks_json_bool(process, "terminal", false)) {
@@ -213,8 +280,8 @@ static int init_main(struct init_ctx *c)
         return child_fail(c->sync, e);
 
     /* Opened while still privileged; reopened for writing once start is called. */
-    char fifo_path[64];
-    snprintf(fifo_path, sizeof(fifo_path), "/proc/self/fd/%d", c->fifo);
+    char fifo_name[16];
+    snprintf(fifo_name, sizeof(fifo_name), "%d", c->fifo);
     if ((r = ks_process_drop_privileges(&plan, &e)) < 0)
         return child_fail(c->sync, e);
     /* From here on the init outlives the command that created it. */
@@ -223,7 +290,7 @@ static int init_main(struct init_ctx *c)
         return 1;
     close(c->sync);
 
-    int wfd = open(fifo_path, O_WRONLY | O_CLOEXEC);
+    int wfd = openat(fd_dir, fifo_name, O_WRONLY | O_CLOEXEC);
     if (wfd < 0) {
         dprintf(STDERR_FILENO, "kiste-runtime: open exec fifo: %s\n", strerror(errno));
         return 1;
@@ -231,12 +298,12 @@ static int init_main(struct init_ctx *c)
     (void)!write(wfd, "0", 1);
     close(wfd);
     close(c->fifo);
+    close(TAKE_FD(fd_dir));
     if (hooks) {
-        char st[512];
-        snprintf(st, sizeof(st),
-                 "{\"ociVersion\":\"1.2.0\",\"id\":\"%s\",\"status\":\"running\",\"pid\":%d}",
-                 c->o->id, (int)syscall(SYS_getpid));
-        if (ks_hooks_run(hooks, "startContainer", st, &e) < 0) {
+        /* The state of the spec's lifecycle: the program has not been executed yet. */
+        _cleanup_json_ json_object *st =
+            state_json(c->o->id, "created", (pid_t)syscall(SYS_getpid), c->bundle, c->spec);
+        if (ks_hooks_run(hooks, "startContainer", ks_json_plain(st), &e) < 0) {
             dprintf(STDERR_FILENO, "kiste-runtime: %s\n", e->msg);
             return 1;
         }
@@ -280,8 +347,28 @@ static int connect_console(const char *path, struct ks_error **err)
     return fd;
 }
 
+/* Whether one of the config's own device rules names exactly this device (not a wildcard):
+ * such a rule is the config's word on reading and writing it, which the automatic allow must
+ * not override. */
+static bool device_has_own_rule(json_object *rules, const char *type, int64_t major,
+                                int64_t minor)
+{
+    for (size_t i = 0; rules && i < json_object_array_length(rules); i++) {
+        json_object *r = json_object_array_get_idx(rules, i);
+        const char *t = ks_json_str(r, "type");
+        if (t == NULL || strcmp(t, type) != 0 || ks_json_get(r, "major") == NULL ||
+            ks_json_get(r, "minor") == NULL)
+            continue;
+        if (ks_json_int(r, "major", -1) == major && ks_json_int(r, "minor", -1) == minor)
+            return true;
+    }
+    return false;
+}
+
 /* Device rules for the cgroup: the config's own, then the default devices and every device of
- * linux.devices allowed, so the nodes the runtime creates can be used. New reference. */
+ * linux.devices allowed, so the nodes the runtime creates can be used. A device the config has
+ * a rule of its own for is only allowed to be created (the rules are in force before the init
+ * makes its nodes): opening it is up to the config. New reference. */
 static json_object *resources_with_devices(json_object *spec)
 {
     json_object *linux_obj = ks_json_get(spec, "linux");
@@ -303,12 +390,15 @@ static json_object *resources_with_devices(json_object *spec)
         const char *t = ks_json_str(d, "type");
         if (t == NULL || t[0] == 'p')
             continue;
+        const char *ct = t[0] == 'u' ? "c" : t;
+        bool own = device_has_own_rule(orig, ct, ks_json_int(d, "major", 0),
+                                       ks_json_int(d, "minor", 0));
         json_object *r = json_object_new_object();
         json_object_object_add(r, "allow", json_object_new_boolean(1));
-        json_object_object_add(r, "type", json_object_new_string(t[0] == 'u' ? "c" : t));
+        json_object_object_add(r, "type", json_object_new_string(ct));
         json_object_object_add(r, "major", json_object_new_int64(ks_json_int(d, "major", 0)));
         json_object_object_add(r, "minor", json_object_new_int64(ks_json_int(d, "minor", 0)));
-        json_object_object_add(r, "access", json_object_new_string("rwm"));
+        json_object_object_add(r, "access", json_object_new_string(own ? "m" : "rwm"));
         json_object_array_add(rules, r);
     }
     json_object_object_add(copy, "devices", rules);
@@ -399,6 +489,8 @@ int ks_container_create(const char *root, const struct ks_create_opts *o, pid_t 
     struct ks_ns_config ns;
     if ((r = ks_ns_parse(spec, &ns, err)) < 0)
         return r;
+    if ((r = check_namespaced(spec, &ns, err)) < 0)
+        return r;
     bool terminal = ks_json_bool(process, "terminal", false);
     if (terminal && o->console_socket == NULL && o->console_fd < 0)
         return ks_error_msg(err, "process.terminal is true: --console-socket is required");
@@ -417,13 +509,18 @@ int ks_container_create(const char *root, const struct ks_create_opts *o, pid_t 
     /* From here on, failure removes what was made. */
     pid_t pid = -1;
     struct ks_cgroup *cg = NULL;
-    _cleanup_close_ int dirfd = -EBADF, fifo = -EBADF, console = -EBADF;
+    _cleanup_close_ int dirfd = -EBADF, fifo = -EBADF, console = -EBADF, bundle_fd = -EBADF;
     int sp[2] = {-EBADF, -EBADF};
     _cleanup_free_ char *cgpath = NULL;
 
     dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (dirfd < 0) {
         r = ks_error_set(err, errno, "open `%s`", dir);
+        goto fail;
+    }
+    bundle_fd = open(bundle, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (bundle_fd < 0) {
+        r = ks_error_set(err, errno, "open bundle `%s`", bundle);
         goto fail;
     }
     if (mkfifoat(dirfd, "exec.fifo", 0622) < 0) {
@@ -474,7 +571,8 @@ int ks_container_create(const char *root, const struct ks_create_opts *o, pid_t 
     if (pid == 0) {
         close(sp[0]);
         struct init_ctx c = {.spec = spec, .o = o, .ns = &ns, .bundle = bundle, .rootfs = rootfs,
-                             .sync = sp[1], .fifo = fifo, .console = console};
+                             .sync = sp[1], .fifo = fifo, .console = console,
+                             .bundle_fd = bundle_fd};
         _exit(init_main(&c));
     }
     close(sp[1]);

@@ -51,9 +51,12 @@ static int run_one(json_object *h, const char *kind, size_t idx, const char *sta
     }
     close(in[0]);
     close(ex[1]);
-    /* A hook that does not read its input must not block us. */
-    signal(SIGPIPE, SIG_IGN);
+    /* A hook that does not read its input must not kill us; only for this write, as an ignored
+     * SIGPIPE would be inherited by the next hook and the container's program. */
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old_pipe;
+    sigaction(SIGPIPE, &ign, &old_pipe);
     ks_write_all(in[1], state, strlen(state));
+    sigaction(SIGPIPE, &old_pipe, NULL);
     close(in[1]);
     int exec_errno = 0;
     if (read(ex[0], &exec_errno, sizeof(exec_errno)) != sizeof(exec_errno))

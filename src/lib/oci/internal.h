@@ -72,6 +72,8 @@ struct ks_process_plan {
     json_object *seccomp; /* linux.seccomp or NULL */
     struct ks_caps caps;
     bool nnp;
+    /* linux.seccomp built while setup can still report failure, loaded just before execve */
+    struct ks_seccomp *filter;
     char *exec_path;      /* args[0] resolved with the process's PATH inside the container */
     char **argv, **envp;
 };

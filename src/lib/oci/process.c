@@ -40,6 +40,7 @@ void ks_process_plan_clear(struct ks_process_plan *p)
     ks_strv_free(p->argv);
     ks_strv_free(p->envp);
     free(p->exec_path);
+    ks_seccomp_free(p->filter);
     memset(p, 0, sizeof(*p));
 }
 
@@ -281,16 +282,27 @@ static int set_user(json_object *process, struct ks_error **err)
     return 0;
 }
 
+/* Built while setup can still fail and be reported, so that a bad profile fails `create`
+ * rather than the later execve. */
+static int build_seccomp(struct ks_process_plan *p, struct ks_error **err)
+{
+    if (p->seccomp == NULL || p->filter)
+        return 0;
+    if (ks_seccomp_new(p->seccomp, &p->filter, err) < 0)
+        return ks_error_wrap(err, "linux.seccomp");
+    return 0;
+}
+
 static int load_seccomp(struct ks_process_plan *p, struct ks_error **err)
 {
     if (p->seccomp == NULL)
         return 0;
-    struct ks_seccomp *s = NULL;
-    int r = ks_seccomp_new(p->seccomp, &s, err);
+    int r = build_seccomp(p, err);
     if (r < 0)
-        return ks_error_wrap(err, "linux.seccomp");
-    r = ks_seccomp_load(s, err);
-    ks_seccomp_free(s);
+        return r;
+    r = ks_seccomp_load(p->filter, err);
+    ks_seccomp_free(p->filter);
+    p->filter = NULL;
     if (r < 0)
         return ks_error_wrap(err, "linux.seccomp");
     return 0;
@@ -298,8 +310,10 @@ static int load_seccomp(struct ks_process_plan *p, struct ks_error **err)
 
 int ks_process_drop_privileges(struct ks_process_plan *p, struct ks_error **err)
 {
-    int r = ks_caps_apply_bounding(&p->caps, err);
+    int r = build_seccomp(p, err);
     if (r < 0)
+        return r;
+    if ((r = ks_caps_apply_bounding(&p->caps, err)) < 0)
         return r;
     /* Without no_new_privileges a filter may only be loaded with CAP_SYS_ADMIN, which the
      * process may be about to lose: load it now. */
