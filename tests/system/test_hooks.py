@@ -194,6 +194,19 @@ def test_hook_timeout_kills_it(bundle, tmp_path, state_root):
     assert list(state_root.iterdir()) == []
 
 
+def test_hook_timeout_holds_while_state_is_unread(bundle, tmp_path, state_root):
+    """A state larger than a pipe's buffer, given to a hook that never reads it: the time limit
+    still ends the hook."""
+    bundle.config["annotations"] = {f"k{i}": "x" * 1000 for i in range(300)}
+    bundle.config["hooks"] = {"createRuntime": [
+        {"path": "/bin/sleep", "args": ["sleep", "9.86"], "timeout": 1}]}
+    p = bundle.run(["true"])
+    assert p.returncode == 1
+    assert "hooks.createRuntime[0]" in p.stderr and "timed out" in p.stderr
+    assert process_gone_by_cmdline(b"sleep\x009.86")
+    assert list(state_root.iterdir()) == []
+
+
 def test_hook_within_timeout_is_fine(bundle, tmp_path):
     out = tmp_path / "out"
     bundle.config["hooks"] = {"prestart": [

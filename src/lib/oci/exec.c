@@ -66,7 +66,7 @@ static int exec_child(int sync, const int nsfd[KS_NS__COUNT], json_object *proce
     }
     struct ks_process_plan plan;
     if (ks_process_plan_init(&plan, process, ks_json_get(linux_obj, "seccomp"), &e) < 0 ||
-        ks_process_apply_attrs(&plan, NULL, &e) < 0)
+        ks_process_apply_attrs(&plan, linux_obj, &e) < 0)
         return exec_fail(sync, e);
     const char *cwd = ks_json_str(process, "cwd");
     if (cwd && chdir(cwd) < 0) {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "../base/fs.h"
 #include "../base/json.h"
@@ -51,33 +52,63 @@ static int run_one(json_object *h, const char *kind, size_t idx, const char *sta
     }
     close(in[0]);
     close(ex[1]);
-    /* A hook that does not read its input must not kill us; only for this write, as an ignored
-     * SIGPIPE would be inherited by the next hook and the container's program. */
-    struct sigaction ign = {.sa_handler = SIG_IGN}, old_pipe;
-    sigaction(SIGPIPE, &ign, &old_pipe);
-    ks_write_all(in[1], state, strlen(state));
-    sigaction(SIGPIPE, &old_pipe, NULL);
-    close(in[1]);
     int exec_errno = 0;
     if (read(ex[0], &exec_errno, sizeof(exec_errno)) != sizeof(exec_errno))
         exec_errno = 0;
     close(ex[0]);
 
+    /* The state is written while the time limit runs: a hook that neither reads it nor exits
+     * is still killed on time. SIGPIPE is ignored only meanwhile, so that the next hook and the
+     * container's program do not inherit an ignored SIGPIPE. */
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old_pipe;
+    sigaction(SIGPIPE, &ign, &old_pipe);
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     bool timed_out = false;
-    if (pidfd >= 0 && timeout > 0) {
-        struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
-        int n;
-        do {
-            n = poll(&pfd, 1, (int)(timeout * 1000));
-        } while (n < 0 && errno == EINTR);
-        if (n == 0) {
-            kill(pid, SIGKILL);
-            timed_out = true;
+    size_t off = 0, len = strlen(state);
+    if (pidfd < 0) {
+        ks_write_all(in[1], state, len);
+        close(in[1]);
+        in[1] = -1;
+    } else {
+        fcntl(in[1], F_SETFL, O_NONBLOCK);
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (;;) {
+            int wait_ms = -1;
+            if (timeout > 0) {
+                struct timespec now;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                int64_t spent = (now.tv_sec - start.tv_sec) * 1000 +
+                                (now.tv_nsec - start.tv_nsec) / 1000000;
+                wait_ms = spent >= timeout * 1000 ? 0 : (int)(timeout * 1000 - spent);
+            }
+            struct pollfd pfd[2] = {{.fd = pidfd, .events = POLLIN},
+                                    {.fd = in[1], .events = POLLOUT}};
+            int n = poll(pfd, in[1] >= 0 ? 2 : 1, wait_ms);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n == 0) {
+                kill(pid, SIGKILL);
+                timed_out = true;
+                break;
+            }
+            if (in[1] >= 0 && (pfd[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
+                ssize_t w = write(in[1], state + off, len - off);
+                if (w > 0)
+                    off += (size_t)w;
+                if ((w < 0 && errno != EAGAIN && errno != EINTR) || off == len) {
+                    close(in[1]);
+                    in[1] = -1;
+                }
+            }
+            if (pfd[0].revents & POLLIN)
+                break;
         }
-    }
-    if (pidfd >= 0)
         close(pidfd);
+    }
+    if (in[1] >= 0)
+        close(in[1]);
+    sigaction(SIGPIPE, &old_pipe, NULL);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
