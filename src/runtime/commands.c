@@ -32,7 +32,8 @@ static const char *one_id(int argc, char **argv, const char *cmd)
     return argv[optind];
 }
 
-int rt_create(const struct rt_globals *g, int argc, char **argv)
+int rt_parse_create_opts(int argc, char **argv, struct ks_create_opts *o, bool *detach,
+                         bool *keep)
 {
     static const struct option opts[] = {
         {"bundle", required_argument, NULL, 'b'},
@@ -41,35 +42,53 @@ int rt_create(const struct rt_globals *g, int argc, char **argv)
         {"no-pivot", no_argument, NULL, 'n'},
         {"no-new-keyring", no_argument, NULL, 'k'},
         {"preserve-fds", required_argument, NULL, 'f'},
+        {"detach", no_argument, NULL, 'd'},
+        {"keep", no_argument, NULL, 'K'},
         {NULL, 0, NULL, 0},
     };
-    struct ks_create_opts o = {.bundle = ".", .console_fd = -EBADF};
+    *o = (struct ks_create_opts){.bundle = ".", .console_fd = -EBADF};
     int c;
-    while ((c = getopt_long(argc, argv, "b:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, detach ? "b:d" : "b:", opts, NULL)) != -1) {
         switch (c) {
         case 'b':
-            o.bundle = optarg;
+            o->bundle = optarg;
             break;
         case 'c':
-            o.console_socket = optarg;
+            o->console_socket = optarg;
             break;
         case 'p':
-            o.pid_file = optarg;
+            o->pid_file = optarg;
             break;
         case 'n':
-            o.no_pivot = true;
+            o->no_pivot = true;
             break;
         case 'k':
-            o.no_new_keyring = true;
+            o->no_new_keyring = true;
             break;
         case 'f':
-            o.preserve_fds = atoi(optarg);
+            o->preserve_fds = atoi(optarg);
+            break;
+        case 'd':
+        case 'K':
+            /* Only run has these. */
+            if (detach == NULL)
+                return rt_fail("create: unknown option `%s`", argv[optind - 1]);
+            *(c == 'd' ? detach : keep) = true;
             break;
         default:
-            return 1;
+            return -1;
         }
     }
-    if ((o.id = one_id(argc, argv, "create")) == NULL)
+    if (optind != argc - 1)
+        return rt_fail("%s: expected exactly one container id", argv[0]);
+    o->id = argv[optind];
+    return 0;
+}
+
+int rt_create(const struct rt_globals *g, int argc, char **argv)
+{
+    struct ks_create_opts o;
+    if (rt_parse_create_opts(argc, argv, &o, NULL, NULL) != 0)
         return 1;
     struct ks_error *e = NULL;
     pid_t pid;

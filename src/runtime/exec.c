@@ -88,53 +88,10 @@ done:
 
 int rt_run(const struct rt_globals *g, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"bundle", required_argument, NULL, 'b'},
-        {"console-socket", required_argument, NULL, 'c'},
-        {"pid-file", required_argument, NULL, 'p'},
-        {"no-pivot", no_argument, NULL, 'n'},
-        {"no-new-keyring", no_argument, NULL, 'k'},
-        {"preserve-fds", required_argument, NULL, 'f'},
-        {"detach", no_argument, NULL, 'd'},
-        {"keep", no_argument, NULL, 'K'},
-        {NULL, 0, NULL, 0},
-    };
-    struct ks_create_opts o = {.bundle = ".", .console_fd = -EBADF};
+    struct ks_create_opts o;
     bool detach = false, keep = false;
-    int c;
-    while ((c = getopt_long(argc, argv, "b:d", opts, NULL)) != -1) {
-        switch (c) {
-        case 'b':
-            o.bundle = optarg;
-            break;
-        case 'c':
-            o.console_socket = optarg;
-            break;
-        case 'p':
-            o.pid_file = optarg;
-            break;
-        case 'n':
-            o.no_pivot = true;
-            break;
-        case 'k':
-            o.no_new_keyring = true;
-            break;
-        case 'f':
-            o.preserve_fds = atoi(optarg);
-            break;
-        case 'd':
-            detach = true;
-            break;
-        case 'K':
-            keep = true;
-            break;
-        default:
-            return 1;
-        }
-    }
-    if (optind != argc - 1)
-        return rt_fail("run: expected exactly one container id");
-    o.id = argv[optind];
+    if (rt_parse_create_opts(argc, argv, &o, &detach, &keep) != 0)
+        return 1;
     if (detach && keep)
         return rt_fail("run: --keep cannot be used with --detach");
 
