@@ -56,7 +56,7 @@ $(FUZZ_BUILD)/build.ninja:
 fuzz: deps $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD)
 	@for f in $(FUZZ_BUILD)/tests/fuzz/fuzz_*; do \
-	    [ -x "$$f" ] || continue; n=$$(basename $$f); \
+	    [ -f "$$f" ] && [ -x "$$f" ] || continue; n=$$(basename $$f); \
 	    mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
 	    echo "== $$n ($(FUZZ_SECONDS)s)"; \
 	    $$f -max_total_time=$(FUZZ_SECONDS) $(FUZZ_BUILD)/corpus/$$n tests/fuzz/corpus/$${n#fuzz_} || exit 1; \
