@@ -166,6 +166,11 @@ static void test_files(void)
     struct stat st;
     stat(p, &st);
     TAP_EQ_INT(st.st_mode & 0777, 0600, "mode kept");
+    tap_ok(ks_write_file_replace(dfd, "a.json", "{}", 2, 0644, &e) == 0, "replace");
+    snprintf(p, sizeof(p), "%s/a.json", dir);
+    tap_ok(ks_read_file(p, &buf, &len, &e) == 0 && len == 2 && strcmp(buf, "{}") == 0,
+           "replaced content read back");
+    free(buf);
     snprintf(p, sizeof(p), "%s/x/y/z", dir);
     tap_ok(ks_mkdir_p(p, 0755, &e) == 0 && stat(p, &st) == 0, "mkdir -p");
     tap_ok(ks_read_file("/nonexistent/file", &buf, &len, &e) == -ENOENT, "missing file");

@@ -109,8 +109,8 @@ int ks_write_file(const char *path, const char *data, size_t len, struct ks_erro
     return ks_write_file_at(AT_FDCWD, path, data, len, err);
 }
 
-int ks_write_file_atomic(int dirfd, const char *name, const char *data, size_t len, mode_t mode,
-                         struct ks_error **err)
+static int write_and_rename(int dirfd, const char *name, const char *data, size_t len, mode_t mode,
+                            bool durable, struct ks_error **err)
 {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof(tmp), ".%s.tmp-%d", name, getpid()) >= (int)sizeof(tmp))
@@ -120,7 +120,7 @@ int ks_write_file_atomic(int dirfd, const char *name, const char *data, size_t l
     if (fd < 0)
         return ks_error_set(err, errno, "create `%s`", tmp);
     int r = ks_write_all(fd, data, len);
-    if (r == 0 && fsync(fd) < 0)
+    if (r == 0 && durable && fsync(fd) < 0)
         r = -errno;
     if (r < 0) {
         unlinkat(dirfd, tmp, 0);
@@ -132,6 +132,18 @@ int ks_write_file_atomic(int dirfd, const char *name, const char *data, size_t l
         return ks_error_set(err, r, "rename `%s`", name);
     }
     return 0;
+}
+
+int ks_write_file_atomic(int dirfd, const char *name, const char *data, size_t len, mode_t mode,
+                         struct ks_error **err)
+{
+    return write_and_rename(dirfd, name, data, len, mode, true, err);
+}
+
+int ks_write_file_replace(int dirfd, const char *name, const char *data, size_t len, mode_t mode,
+                          struct ks_error **err)
+{
+    return write_and_rename(dirfd, name, data, len, mode, false, err);
 }
 
 int ks_mkdir_p(const char *path, mode_t mode, struct ks_error **err)

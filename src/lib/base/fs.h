@@ -24,6 +24,11 @@ int ks_write_file_at(int dirfd, const char *path, const char *data, size_t len,
 /* Creates or replaces dirfd/name atomically: temporary file, fsync, rename. */
 int ks_write_file_atomic(int dirfd, const char *name, const char *data, size_t len, mode_t mode,
                          struct ks_error **err);
+/* Like ks_write_file_atomic, without the fsync: readers see the old or the new content, but a
+ * crash may lose the new one. For run-time state (state.json, pid files) that does not outlive
+ * the processes it describes; an fsync there costs a disk flush on every container start. */
+int ks_write_file_replace(int dirfd, const char *name, const char *data, size_t len, mode_t mode,
+                          struct ks_error **err);
 
 int ks_write_all(int fd, const void *buf, size_t len);
 ssize_t ks_read_all(int fd, void *buf, size_t len);

@@ -929,6 +929,17 @@ int ks_cgroup_kill_all(struct ks_cgroup *cg, int sig, struct ks_error **err)
         return r < 0 ? ks_error_wrap(err, "kill cgroup %s", cg->path) : 0;
     }
 
+    /* An empty cgroup cannot fill up by itself (only a write to cgroup.procs adds to it), so it
+     * needs no freezing. Skipping it matters: freezing and thawing a v1 cgroup flips a kernel
+     * static key, which rewrites kernel text on every CPU, and `delete` of an exited container
+     * always gets here. */
+    {
+        _cleanup_free_ pid_t *before = NULL;
+        size_t n_before = 0;
+        if (ks_cgroup_pids(cg, &before, &n_before, NULL) >= 0 && n_before == 0)
+            return 0;
+    }
+
     _cleanup_error_ struct ks_error *ferr = NULL;
     bool frozen = ks_cgroup_freeze(cg, true, &ferr) >= 0;
     if (!frozen)

@@ -449,7 +449,7 @@ static int write_pid_file(const char *path, pid_t pid, struct ks_error **err)
         return ks_error_set(err, errno, "--pid-file: open `%s`", dir);
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%d", pid);
-    int r = ks_write_file_atomic(dfd, base, buf, (size_t)n, 0644, err);
+    int r = ks_write_file_replace(dfd, base, buf, (size_t)n, 0644, err);
     if (r < 0)
         return ks_error_wrap(err, "--pid-file");
     return 0;
@@ -718,6 +718,22 @@ int ks_container_start(const char *root, const char *id, struct ks_error **err)
     return 0;
 }
 
+/* The name of uid from /etc/passwd, read directly as runc does: no NSS modules, so the runtime
+ * can be linked statically. Leaves buf alone when there is none. */
+static void user_name(uid_t uid, char *buf, size_t len)
+{
+    _cleanup_fclose_ FILE *f = fopen("/etc/passwd", "re");
+    if (f == NULL)
+        return;
+    struct passwd *pw;
+    while ((pw = fgetpwent(f)) != NULL) {
+        if (pw->pw_uid == uid) {
+            snprintf(buf, len, "%s", pw->pw_name);
+            return;
+        }
+    }
+}
+
 static json_object *state_of(struct ks_state *s)
 {
     enum ks_status st = full_status(s);
@@ -725,11 +741,10 @@ static json_object *state_of(struct ks_state *s)
                                 s->bundle, s->config);
     json_object_object_add(o, "rootfs", json_object_new_string(s->rootfs ? s->rootfs : ""));
     json_object_object_add(o, "created", json_object_new_string(s->created ? s->created : ""));
-    const char *owner = "";
+    char owner[256] = "";
     struct stat sb;
-    struct passwd *pw = NULL;
-    if (stat(s->dir, &sb) == 0 && (pw = getpwuid(sb.st_uid)) != NULL)
-        owner = pw->pw_name;
+    if (stat(s->dir, &sb) == 0)
+        user_name(sb.st_uid, owner, sizeof(owner));
     json_object_object_add(o, "owner", json_object_new_string(owner));
     return o;
 }

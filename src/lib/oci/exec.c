@@ -202,7 +202,7 @@ int ks_container_exec(const char *root, const struct ks_exec_opts *o, pid_t *ret
             open(slash ? (slash == copy ? "/" : (*slash = '\0', copy)) : ".",
                  O_PATH | O_DIRECTORY | O_CLOEXEC);
         const char *base = slash ? o->pid_file + (slash - copy) + 1 : o->pid_file;
-        if (dfd < 0 || ks_write_file_atomic(dfd, base, buf, (size_t)n, 0644, err) < 0) {
+        if (dfd < 0 || ks_write_file_replace(dfd, base, buf, (size_t)n, 0644, err) < 0) {
             r = ks_error_set(err, errno, "--pid-file `%s`", o->pid_file);
             goto out;
         }

@@ -111,7 +111,7 @@ int ks_state_load(const char *root, const char *id, struct ks_state **ret, struc
 int ks_state_save(int dirfd, json_object *o, struct ks_error **err)
 {
     const char *s = ks_json_plain(o);
-    return ks_write_file_atomic(dirfd, "state.json", s, strlen(s), 0600, err);
+    return ks_write_file_replace(dirfd, "state.json", s, strlen(s), 0600, err);
 }
 
 enum ks_status ks_state_status(const struct ks_state *s, bool *ret_frozen_checked)
