@@ -432,7 +432,7 @@ static int run_hooks_with_state(json_object *spec, const char *kind, const char 
     return ks_hooks_run(hooks, kind, ks_json_plain(st), err);
 }
 
-static int write_pid_file(const char *path, pid_t pid, struct ks_error **err)
+int ks_write_pid_file(const char *path, pid_t pid, struct ks_error **err)
 {
     if (path == NULL)
         return 0;
@@ -639,7 +639,7 @@ int ks_container_create(const char *root, const struct ks_create_opts *o, pid_t 
         if (r < 0)
             goto fail;
     }
-    if ((r = write_pid_file(o->pid_file, pid, err)) < 0)
+    if ((r = ks_write_pid_file(o->pid_file, pid, err)) < 0)
         goto fail;
     close(sp[0]);
     ks_cgroup_free(cg);
@@ -902,15 +902,23 @@ int ks_container_update(const char *root, const char *id, json_object *resources
     return 0;
 }
 
-int ks_container_pids(const char *root, const char *id, pid_t **ret, size_t *ret_n,
-                      struct ks_error **err)
+/* The cgroup of container id, owned by the caller. */
+static int container_cgroup(const char *root, const char *id, struct ks_cgroup **ret,
+                            struct ks_error **err)
 {
     _cleanup_(ks_state_free_p) struct ks_state *s = NULL;
     int r = ks_state_load(root, id, &s, err);
     if (r < 0)
         return r;
+    return load_layout_cgroup(s->cgroup_path, ret, err);
+}
+
+int ks_container_pids(const char *root, const char *id, pid_t **ret, size_t *ret_n,
+                      struct ks_error **err)
+{
     struct ks_cgroup *cg = NULL;
-    if ((r = load_layout_cgroup(s->cgroup_path, &cg, err)) < 0)
+    int r = container_cgroup(root, id, &cg, err);
+    if (r < 0)
         return r;
     r = ks_cgroup_pids(cg, ret, ret_n, err);
     ks_cgroup_free(cg);
@@ -920,12 +928,9 @@ int ks_container_pids(const char *root, const char *id, pid_t **ret, size_t *ret
 int ks_container_stats(const char *root, const char *id, json_object **ret,
                        struct ks_error **err)
 {
-    _cleanup_(ks_state_free_p) struct ks_state *s = NULL;
-    int r = ks_state_load(root, id, &s, err);
-    if (r < 0)
-        return r;
     struct ks_cgroup *cg = NULL;
-    if ((r = load_layout_cgroup(s->cgroup_path, &cg, err)) < 0)
+    int r = container_cgroup(root, id, &cg, err);
+    if (r < 0)
         return r;
     r = ks_cgroup_stats(cg, ret, err);
     ks_cgroup_free(cg);

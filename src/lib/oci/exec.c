@@ -193,20 +193,8 @@ int ks_container_exec(const char *root, const struct ks_exec_opts *o, pid_t *ret
         r = ks_error_set_plain(err, m.errnum, "%s", m.text);
         goto out;
     }
-    if (o->pid_file) {
-        char buf[32];
-        int n = snprintf(buf, sizeof(buf), "%d", pid);
-        _cleanup_free_ char *copy = strdup(o->pid_file);
-        char *slash = strrchr(copy, '/');
-        _cleanup_close_ int dfd =
-            open(slash ? (slash == copy ? "/" : (*slash = '\0', copy)) : ".",
-                 O_PATH | O_DIRECTORY | O_CLOEXEC);
-        const char *base = slash ? o->pid_file + (slash - copy) + 1 : o->pid_file;
-        if (dfd < 0 || ks_write_file_replace(dfd, base, buf, (size_t)n, 0644, err) < 0) {
-            r = ks_error_set(err, errno, "--pid-file `%s`", o->pid_file);
-            goto out;
-        }
-    }
+    if ((r = ks_write_pid_file(o->pid_file, pid, err)) < 0)
+        goto out;
     *ret_pid = pid;
     pid = -1;
     r = 0;

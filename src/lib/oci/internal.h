@@ -103,6 +103,9 @@ int ks_terminal_setup(int sock, json_object *process, struct ks_error **err);
  * mode when it is a terminal. Forwards window size changes. */
 int ks_terminal_proxy(int master, pid_t child, struct ks_error **err);
 
+/* Writes pid to path (--pid-file), replacing it whole. */
+int ks_write_pid_file(const char *path, pid_t pid, struct ks_error **err);
+
 /* Process start time in clock ticks since boot (field 22 of /proc/PID/stat), 0 when gone; a
  * zombie counts as gone. */
 unsigned long long ks_proc_start_time(pid_t pid);
