@@ -56,11 +56,11 @@ static const struct {
 
 /* Docker's commands that the engine will provide; named so the message is precise. */
 static const char *const planned[] = {
-    "run",    "create", "start",  "stop",   "restart", "kill",   "rm",     "wait",
-    "pause",  "unpause", "exec",  "attach", "logs",    "ps",     "inspect", "top",
-    "port",   "rename", "cp",     "diff",   "commit",  "export", "stats",  "update",
-    "images", "image",  "import", "load",   "save",    "tag",    "rmi",    "history",
-    "pull",   "push",   "login",  "logout", "search",  "build",  "network", "volume",
+    "run",    "create",    "start",   "stop",     "restart", "kill",   "rm",      "wait",
+    "pause",  "unpause",   "exec",    "attach",   "logs",    "ps",     "inspect", "top",
+    "port",   "rename",    "cp",      "diff",     "commit",  "export", "stats",   "update",
+    "images", "image",     "import",  "load",     "save",    "tag",    "rmi",     "history",
+    "pull",   "push",      "login",   "logout",   "search",  "build",  "network", "volume",
     "system", "container", "builder", "registry",
 };
 

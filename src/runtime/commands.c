@@ -32,8 +32,7 @@ static const char *one_id(int argc, char **argv, const char *cmd)
     return argv[optind];
 }
 
-int rt_parse_create_opts(int argc, char **argv, struct ks_create_opts *o, bool *detach,
-                         bool *keep)
+int rt_parse_create_opts(int argc, char **argv, struct ks_create_opts *o, bool *detach, bool *keep)
 {
     static const struct option opts[] = {
         {"bundle", required_argument, NULL, 'b'},
@@ -127,14 +126,14 @@ static const struct {
     const char *name;
     int sig;
 } signals[] = {
-    {"HUP", SIGHUP},     {"INT", SIGINT},     {"QUIT", SIGQUIT},   {"ILL", SIGILL},
-    {"TRAP", SIGTRAP},   {"ABRT", SIGABRT},   {"IOT", SIGIOT},     {"BUS", SIGBUS},
-    {"FPE", SIGFPE},     {"KILL", SIGKILL},   {"USR1", SIGUSR1},   {"SEGV", SIGSEGV},
-    {"USR2", SIGUSR2},   {"PIPE", SIGPIPE},   {"ALRM", SIGALRM},   {"TERM", SIGTERM},
-    {"STKFLT", SIGSTKFLT}, {"CHLD", SIGCHLD}, {"CONT", SIGCONT},   {"STOP", SIGSTOP},
-    {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN},   {"TTOU", SIGTTOU},   {"URG", SIGURG},
-    {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ},   {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF},
-    {"WINCH", SIGWINCH}, {"IO", SIGIO},       {"POLL", SIGPOLL},   {"PWR", SIGPWR},
+    {"HUP", SIGHUP},       {"INT", SIGINT},   {"QUIT", SIGQUIT},     {"ILL", SIGILL},
+    {"TRAP", SIGTRAP},     {"ABRT", SIGABRT}, {"IOT", SIGIOT},       {"BUS", SIGBUS},
+    {"FPE", SIGFPE},       {"KILL", SIGKILL}, {"USR1", SIGUSR1},     {"SEGV", SIGSEGV},
+    {"USR2", SIGUSR2},     {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},     {"TERM", SIGTERM},
+    {"STKFLT", SIGSTKFLT}, {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"STOP", SIGSTOP},
+    {"TSTP", SIGTSTP},     {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},
+    {"XCPU", SIGXCPU},     {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF},
+    {"WINCH", SIGWINCH},   {"IO", SIGIO},     {"POLL", SIGPOLL},     {"PWR", SIGPWR},
     {"SYS", SIGSYS},
 };
 
@@ -299,7 +298,8 @@ int rt_ps(const struct rt_globals *g, int argc, char **argv)
             /* Find the PID column. */
             char *save = NULL, *copy = strdup(line);
             int col = 0;
-            for (char *t = strtok_r(copy, " \t\n", &save); t; t = strtok_r(NULL, " \t\n", &save), col++)
+            for (char *t = strtok_r(copy, " \t\n", &save); t;
+                 t = strtok_r(NULL, " \t\n", &save), col++)
                 if (strcmp(t, "PID") == 0)
                     pid_col = col;
             free(copy);
@@ -387,10 +387,20 @@ static int parse_u64(const char *s, int64_t *ret)
     int64_t mul = 1;
     if (*end) {
         switch (*end) {
-        case 'k': case 'K': mul = 1024; break;
-        case 'm': case 'M': mul = 1024 * 1024; break;
-        case 'g': case 'G': mul = 1024LL * 1024 * 1024; break;
-        default: return -1;
+        case 'k':
+        case 'K':
+            mul = 1024;
+            break;
+        case 'm':
+        case 'M':
+            mul = 1024 * 1024;
+            break;
+        case 'g':
+        case 'G':
+            mul = 1024LL * 1024 * 1024;
+            break;
+        default:
+            return -1;
         }
         end++;
         if (*end == 'b' || *end == 'B')
@@ -405,8 +415,21 @@ static int parse_u64(const char *s, int64_t *ret)
 int rt_update(const struct rt_globals *g, int argc, char **argv)
 {
     enum {
-        O_RES = 1, O_MEM, O_MEMRES, O_SWAP, O_SHARES, O_QUOTA, O_PERIOD, O_CPUS, O_MEMS,
-        O_PIDS, O_BLKIO, O_RTRUN, O_RTPER, O_KMEM, O_KMEMTCP,
+        O_RES = 1,
+        O_MEM,
+        O_MEMRES,
+        O_SWAP,
+        O_SHARES,
+        O_QUOTA,
+        O_PERIOD,
+        O_CPUS,
+        O_MEMS,
+        O_PIDS,
+        O_BLKIO,
+        O_RTRUN,
+        O_RTPER,
+        O_KMEM,
+        O_KMEMTCP,
     };
     static const struct option opts[] = {
         {"resources", required_argument, NULL, 'r'},
@@ -434,13 +457,20 @@ int rt_update(const struct rt_globals *g, int argc, char **argv)
         const char *group, *key;
         bool is_string;
     } const map[] = {
-        {O_MEM, "memory", "limit", false},       {O_MEMRES, "memory", "reservation", false},
-        {O_SWAP, "memory", "swap", false},       {O_SHARES, "cpu", "shares", false},
-        {O_QUOTA, "cpu", "quota", false},        {O_PERIOD, "cpu", "period", false},
-        {O_CPUS, "cpu", "cpus", true},           {O_MEMS, "cpu", "mems", true},
-        {O_PIDS, "pids", "limit", false},        {O_BLKIO, "blockIO", "weight", false},
-        {O_RTRUN, "cpu", "realtimeRuntime", false}, {O_RTPER, "cpu", "realtimePeriod", false},
-        {O_KMEM, "memory", "kernel", false},     {O_KMEMTCP, "memory", "kernelTCP", false},
+        {O_MEM, "memory", "limit", false},
+        {O_MEMRES, "memory", "reservation", false},
+        {O_SWAP, "memory", "swap", false},
+        {O_SHARES, "cpu", "shares", false},
+        {O_QUOTA, "cpu", "quota", false},
+        {O_PERIOD, "cpu", "period", false},
+        {O_CPUS, "cpu", "cpus", true},
+        {O_MEMS, "cpu", "mems", true},
+        {O_PIDS, "pids", "limit", false},
+        {O_BLKIO, "blockIO", "weight", false},
+        {O_RTRUN, "cpu", "realtimeRuntime", false},
+        {O_RTPER, "cpu", "realtimePeriod", false},
+        {O_KMEM, "memory", "kernel", false},
+        {O_KMEMTCP, "memory", "kernelTCP", false},
     };
     while ((c = getopt_long(argc, argv, "r:", opts, NULL)) != -1) {
         if (c == 'r') {

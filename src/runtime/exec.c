@@ -293,8 +293,7 @@ int rt_exec(const struct rt_globals *g, int argc, char **argv)
                 json_object_object_add(cs, sets[s], arr);
             }
             for (size_t i = 0; i < json_object_array_length(caps); i++)
-                json_object_array_add(arr,
-                                      json_object_get(json_object_array_get_idx(caps, i)));
+                json_object_array_add(arr, json_object_get(json_object_array_get_idx(caps, i)));
         }
     }
     if (nnp)

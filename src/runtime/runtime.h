@@ -30,8 +30,7 @@ int rt_events(const struct rt_globals *g, int argc, char **argv);
 struct ks_create_opts;
 /* create's flags (and, with detach and keep not NULL, run's --detach and --keep); the id is the
  * one argument left. Returns 0, or non-zero after reporting the problem. */
-int rt_parse_create_opts(int argc, char **argv, struct ks_create_opts *o, bool *detach,
-                         bool *keep);
+int rt_parse_create_opts(int argc, char **argv, struct ks_create_opts *o, bool *detach, bool *keep);
 
 /* Prints "kiste-runtime: msg" to stderr (and the log) and returns 1. */
 int rt_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -35,12 +35,12 @@ KS_DEFINE_CLEANUP(DIR *, closedir)
 void ks_strv_free(char **v);
 KS_DEFINE_CLEANUP(char **, ks_strv_free)
 
-#define _cleanup_(f)      __attribute__((cleanup(f)))
-#define _cleanup_free_    _cleanup_(ks_freep)
-#define _cleanup_close_   _cleanup_(ks_closep)
-#define _cleanup_fclose_  _cleanup_(fclose_p)
+#define _cleanup_(f)       __attribute__((cleanup(f)))
+#define _cleanup_free_     _cleanup_(ks_freep)
+#define _cleanup_close_    _cleanup_(ks_closep)
+#define _cleanup_fclose_   _cleanup_(fclose_p)
 #define _cleanup_closedir_ _cleanup_(closedir_p)
-#define _cleanup_strv_    _cleanup_(ks_strv_free_p)
+#define _cleanup_strv_     _cleanup_(ks_strv_free_p)
 
 #define TAKE_PTR(p)                                                                                \
     ({                                                                                             \

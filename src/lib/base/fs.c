@@ -75,8 +75,7 @@ int ks_read_fd(int fd, size_t max, char **ret, size_t *ret_len, struct ks_error 
     return 0;
 }
 
-int ks_read_file_at(int dirfd, const char *path, char **ret, size_t *ret_len,
-                    struct ks_error **err)
+int ks_read_file_at(int dirfd, const char *path, char **ret, size_t *ret_len, struct ks_error **err)
 {
     _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -229,8 +228,8 @@ static void walk_reset(struct walk *w)
         close(w->stack[--w->depth]);
 }
 
-static int walk_path(struct walk *w, const char *path, bool stop_before_last,
-                     char *last, size_t last_len, struct ks_error **err);
+static int walk_path(struct walk *w, const char *path, bool stop_before_last, char *last,
+                     size_t last_len, struct ks_error **err);
 
 /* Steps into component c of the current directory; symlinks are followed inside the root. */
 static int walk_step(struct walk *w, const char *c, struct ks_error **err)
@@ -316,9 +315,8 @@ static int reopen(int pathfd, int flags, mode_t mode)
     if (flags & O_PATH)
         return fcntl(pathfd, F_DUPFD_CLOEXEC, 3);
     char p[64];
-    return open(ks_fd_path(pathfd, p, sizeof(p)), (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) |
-                                                       O_CLOEXEC,
-                mode);
+    return open(ks_fd_path(pathfd, p, sizeof(p)),
+                (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_CLOEXEC, mode);
 }
 
 int ks_open_in_root_fallback(int rootfd, const char *path, int flags, mode_t mode,

@@ -91,7 +91,8 @@ void ks_log_sink_json_fd(enum ks_log_level level, const char *msg, void *userdat
     json_object_object_add(o, "level", json_object_new_string(ks_log_level_name(level)));
     json_object_object_add(o, "msg", json_object_new_string(msg));
     json_object_object_add(o, "time", json_object_new_string(ts));
-    dprintf((int)(intptr_t)userdata, "%s\n",
-            json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    dprintf(
+        (int)(intptr_t)userdata, "%s\n",
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
 }

@@ -97,8 +97,7 @@ static json_object *state_json(const char *id, const char *status, pid_t pid, co
 
 /* Settings that, without a namespace of the container's own, would change the host: the host
  * name and sysctls (which ones a namespace covers is runc's list). */
-static int check_namespaced(json_object *spec, const struct ks_ns_config *ns,
-                            struct ks_error **err)
+static int check_namespaced(json_object *spec, const struct ks_ns_config *ns, struct ks_error **err)
 {
     static const char *const fields[] = {"hostname", "domainname"};
     for (size_t i = 0; i < KS_ELEMENTSOF(fields); i++) {
@@ -107,9 +106,9 @@ static int check_namespaced(json_object *spec, const struct ks_ns_config *ns,
             return ks_error_msg(err, "config.json: %s: set but there is no uts namespace",
                                 fields[i]);
     }
-    static const char *const ipc_keys[] = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",
-                                           "kernel.sem",    "kernel.shmall", "kernel.shmmax",
-                                           "kernel.shmmni", "kernel.shm_rmid_forced"};
+    static const char *const ipc_keys[] = {
+        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+        "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"};
     json_object *sc = ks_json_get_type(ks_json_get(spec, "linux"), "sysctl", json_type_object);
     if (sc == NULL)
         return 0;
@@ -132,8 +131,10 @@ static int check_namespaced(json_object *spec, const struct ks_ns_config *ns,
         else if (strcmp(k, "kernel.domainname") == 0)
             need = KS_NS_UTS;
         if (need == KS_NS__COUNT)
-            return ks_error_msg(err, "config.json: linux.sysctl: `%s` is not in a namespace of "
-                                     "the container's own", key);
+            return ks_error_msg(err,
+                                "config.json: linux.sysctl: `%s` is not in a namespace of "
+                                "the container's own",
+                                key);
         if (!ns->wanted[need])
             return ks_error_msg(err, "config.json: linux.sysctl: `%s` needs a %s namespace", key,
                                 ks_ns_table[need].spec_name);
@@ -350,8 +351,7 @@ static int connect_console(const char *path, struct ks_error **err)
 /* Whether one of the config's own device rules names exactly this device (not a wildcard):
  * such a rule is the config's word on reading and writing it, which the automatic allow must
  * not override. */
-static bool device_has_own_rule(json_object *rules, const char *type, int64_t major,
-                                int64_t minor)
+static bool device_has_own_rule(json_object *rules, const char *type, int64_t major, int64_t minor)
 {
     for (size_t i = 0; rules && i < json_object_array_length(rules); i++) {
         json_object *r = json_object_array_get_idx(rules, i);
@@ -391,8 +391,8 @@ static json_object *resources_with_devices(json_object *spec)
         if (t == NULL || t[0] == 'p')
             continue;
         const char *ct = t[0] == 'u' ? "c" : t;
-        bool own = device_has_own_rule(orig, ct, ks_json_int(d, "major", 0),
-                                       ks_json_int(d, "minor", 0));
+        bool own =
+            device_has_own_rule(orig, ct, ks_json_int(d, "major", 0), ks_json_int(d, "minor", 0));
         json_object *r = json_object_new_object();
         json_object_object_add(r, "allow", json_object_new_boolean(1));
         json_object_object_add(r, "type", json_object_new_string(ct));
@@ -570,8 +570,14 @@ int ks_container_create(const char *root, const struct ks_create_opts *o, pid_t 
     }
     if (pid == 0) {
         close(sp[0]);
-        struct init_ctx c = {.spec = spec, .o = o, .ns = &ns, .bundle = bundle, .rootfs = rootfs,
-                             .sync = sp[1], .fifo = fifo, .console = console,
+        struct init_ctx c = {.spec = spec,
+                             .o = o,
+                             .ns = &ns,
+                             .bundle = bundle,
+                             .rootfs = rootfs,
+                             .sync = sp[1],
+                             .fifo = fifo,
+                             .console = console,
                              .bundle_fd = bundle_fd};
         _exit(init_main(&c));
     }
@@ -607,8 +613,8 @@ int ks_container_create(const char *root, const struct ks_create_opts *o, pid_t 
             goto fail;
         }
         if (m.type == SYNC_HOOKS) {
-            if ((r = run_hooks_with_state(spec, "prestart", o->id, "created", pid, bundle,
-                                          err)) < 0 ||
+            if ((r = run_hooks_with_state(spec, "prestart", o->id, "created", pid, bundle, err)) <
+                    0 ||
                 (r = run_hooks_with_state(spec, "createRuntime", o->id, "created", pid, bundle,
                                           err)) < 0) {
                 ks_sync_send_error(sp[0], SYNC_ERROR, *err);
@@ -710,8 +716,8 @@ int ks_container_start(const char *root, const char *id, struct ks_error **err)
     }
     unlink(fifo_path);
     struct ks_error *hook_err = NULL;
-    if (run_hooks_with_state(s->config, "poststart", id, "running", s->pid, s->bundle,
-                             &hook_err) < 0) {
+    if (run_hooks_with_state(s->config, "poststart", id, "running", s->pid, s->bundle, &hook_err) <
+        0) {
         ks_warn("%s", hook_err->msg);
         ks_error_free(hook_err);
     }
@@ -749,8 +755,7 @@ static json_object *state_of(struct ks_state *s)
     return o;
 }
 
-int ks_container_state(const char *root, const char *id, json_object **ret,
-                       struct ks_error **err)
+int ks_container_state(const char *root, const char *id, json_object **ret, struct ks_error **err)
 {
     _cleanup_(ks_state_free_p) struct ks_state *s = NULL;
     int r = ks_state_load(root, id, &s, err);
@@ -760,8 +765,7 @@ int ks_container_state(const char *root, const char *id, json_object **ret,
     return 0;
 }
 
-int ks_container_kill(const char *root, const char *id, int sig, bool all,
-                      struct ks_error **err)
+int ks_container_kill(const char *root, const char *id, int sig, bool all, struct ks_error **err)
 {
     _cleanup_(ks_state_free_p) struct ks_state *s = NULL;
     int r = ks_state_load(root, id, &s, err);
@@ -925,8 +929,7 @@ int ks_container_pids(const char *root, const char *id, pid_t **ret, size_t *ret
     return r;
 }
 
-int ks_container_stats(const char *root, const char *id, json_object **ret,
-                       struct ks_error **err)
+int ks_container_stats(const char *root, const char *id, json_object **ret, struct ks_error **err)
 {
     struct ks_cgroup *cg = NULL;
     int r = container_cgroup(root, id, &cg, err);

@@ -20,7 +20,7 @@ struct ks_create_opts {
     const char *pid_file;
     bool no_pivot;
     bool no_new_keyring;
-    int preserve_fds;           /* fds 3 .. 3+n-1 are passed to the container */
+    int preserve_fds; /* fds 3 .. 3+n-1 are passed to the container */
 };
 
 /* Creates the container; its init waits for ks_container_start(). Returns the init's pid,
@@ -29,10 +29,8 @@ int ks_container_create(const char *root, const struct ks_create_opts *o, pid_t 
                         struct ks_error **err);
 int ks_container_start(const char *root, const char *id, struct ks_error **err);
 /* The OCI state of the container, new reference. */
-int ks_container_state(const char *root, const char *id, json_object **ret,
-                       struct ks_error **err);
-int ks_container_kill(const char *root, const char *id, int sig, bool all,
-                      struct ks_error **err);
+int ks_container_state(const char *root, const char *id, json_object **ret, struct ks_error **err);
+int ks_container_kill(const char *root, const char *id, int sig, bool all, struct ks_error **err);
 int ks_container_delete(const char *root, const char *id, bool force, struct ks_error **err);
 int ks_container_pause(const char *root, const char *id, bool pause, struct ks_error **err);
 int ks_container_update(const char *root, const char *id, json_object *resources,
@@ -43,12 +41,11 @@ int ks_container_pids(const char *root, const char *id, pid_t **ret, size_t *ret
 /* The state objects of every container under root, as a JSON array (new reference). */
 int ks_container_list(const char *root, json_object **ret, struct ks_error **err);
 /* The stats of the container's cgroup (ks_cgroup_stats), new reference. */
-int ks_container_stats(const char *root, const char *id, json_object **ret,
-                       struct ks_error **err);
+int ks_container_stats(const char *root, const char *id, json_object **ret, struct ks_error **err);
 
 struct ks_exec_opts {
     const char *id;
-    json_object *process;       /* a config.json process object */
+    json_object *process; /* a config.json process object */
     const char *console_socket;
     int console_fd;
     const char *pid_file;

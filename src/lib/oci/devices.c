@@ -19,17 +19,15 @@ struct default_dev {
 };
 
 static const struct default_dev default_devs[] = {
-    {"/dev/null", 1, 3},    {"/dev/zero", 1, 5},    {"/dev/full", 1, 7},
-    {"/dev/random", 1, 8},  {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0},
+    {"/dev/null", 1, 3},   {"/dev/zero", 1, 5},    {"/dev/full", 1, 7},
+    {"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0},
 };
 
 static const struct {
     const char *target, *link;
 } default_links[] = {
-    {"/proc/self/fd", "/dev/fd"},
-    {"/proc/self/fd/0", "/dev/stdin"},
-    {"/proc/self/fd/1", "/dev/stdout"},
-    {"/proc/self/fd/2", "/dev/stderr"},
+    {"/proc/self/fd", "/dev/fd"},       {"/proc/self/fd/0", "/dev/stdin"},
+    {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
     {"pts/ptmx", "/dev/ptmx"},
 };
 
@@ -155,8 +153,8 @@ int ks_devices_create(int rootfd, json_object *spec, bool bind_instead, struct k
     if (devfd < 0)
         return devfd;
     char dp[64];
-    _cleanup_close_ int d = open(ks_fd_path(devfd, dp, sizeof(dp)), O_DIRECTORY | O_RDONLY |
-                                                                        O_CLOEXEC);
+    _cleanup_close_ int d =
+        open(ks_fd_path(devfd, dp, sizeof(dp)), O_DIRECTORY | O_RDONLY | O_CLOEXEC);
     if (d < 0)
         return ks_error_set(err, errno, "open /dev");
     for (size_t i = 0; i < KS_ELEMENTSOF(default_links); i++) {

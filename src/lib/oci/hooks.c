@@ -78,8 +78,8 @@ static int run_one(json_object *h, const char *kind, size_t idx, const char *sta
             if (timeout > 0) {
                 struct timespec now;
                 clock_gettime(CLOCK_MONOTONIC, &now);
-                int64_t spent = (now.tv_sec - start.tv_sec) * 1000 +
-                                (now.tv_nsec - start.tv_nsec) / 1000000;
+                int64_t spent =
+                    (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
                 wait_ms = spent >= timeout * 1000 ? 0 : (int)(timeout * 1000 - spent);
             }
             struct pollfd pfd[2] = {{.fd = pidfd, .events = POLLIN},
@@ -115,11 +115,11 @@ static int run_one(json_object *h, const char *kind, size_t idx, const char *sta
     if (exec_errno)
         return ks_error_set(err, exec_errno, "hooks.%s[%zu]: exec `%s`", kind, idx, path);
     if (timed_out)
-        return ks_error_set_plain(err, ETIMEDOUT, "hooks.%s[%zu]: `%s` timed out after %llds",
-                                  kind, idx, path, (long long)timeout);
+        return ks_error_set_plain(err, ETIMEDOUT, "hooks.%s[%zu]: `%s` timed out after %llds", kind,
+                                  idx, path, (long long)timeout);
     if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-        return ks_error_set_plain(err, EIO, "hooks.%s[%zu]: `%s` exited with status %d", kind,
-                                  idx, path, WEXITSTATUS(status));
+        return ks_error_set_plain(err, EIO, "hooks.%s[%zu]: `%s` exited with status %d", kind, idx,
+                                  path, WEXITSTATUS(status));
     if (WIFSIGNALED(status))
         return ks_error_set_plain(err, EIO, "hooks.%s[%zu]: `%s` killed by signal %d", kind, idx,
                                   path, WTERMSIG(status));

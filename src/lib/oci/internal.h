@@ -50,8 +50,8 @@ struct ks_rootfs_opts {
     json_object *spec;
     const char *rootfs; /* absolute path on the host */
     bool no_pivot;
-    bool userns;        /* in a new user namespace: devices are bind mounted, not created */
-    int console_slave;  /* -EBADF or the pty slave to bind over /dev/console */
+    bool userns;       /* in a new user namespace: devices are bind mounted, not created */
+    int console_slave; /* -EBADF or the pty slave to bind over /dev/console */
 };
 /* Phase 1: propagation, rootfs bind, config mounts, devices. */
 int ks_rootfs_prepare(const struct ks_rootfs_opts *o, int *ret_rootfd, struct ks_error **err);
@@ -74,7 +74,7 @@ struct ks_process_plan {
     bool nnp;
     /* linux.seccomp built while setup can still report failure, loaded just before execve */
     struct ks_seccomp *filter;
-    char *exec_path;      /* args[0] resolved with the process's PATH inside the container */
+    char *exec_path; /* args[0] resolved with the process's PATH inside the container */
     char **argv, **envp;
 };
 int ks_process_plan_init(struct ks_process_plan *p, json_object *process, json_object *seccomp,

@@ -25,12 +25,12 @@
 #endif
 
 enum opt_kind {
-    OPT_FLAG,    /* set a mount flag */
-    OPT_CLEAR,   /* clear a mount flag */
-    OPT_PROP,    /* propagation */
-    OPT_RATTR,   /* recursive attribute set through mount_setattr */
-    OPT_RCLEAR,  /* recursive attribute cleared */
-    OPT_IGNORE,  /* understood, nothing to do at mount time */
+    OPT_FLAG,   /* set a mount flag */
+    OPT_CLEAR,  /* clear a mount flag */
+    OPT_PROP,   /* propagation */
+    OPT_RATTR,  /* recursive attribute set through mount_setattr */
+    OPT_RCLEAR, /* recursive attribute cleared */
+    OPT_IGNORE, /* understood, nothing to do at mount time */
 };
 
 struct mount_opt {
@@ -106,8 +106,7 @@ struct parsed_mount {
     char data[4096];
 };
 
-static int parse_options(json_object *m, size_t idx, struct parsed_mount *pm,
-                         struct ks_error **err)
+static int parse_options(json_object *m, size_t idx, struct parsed_mount *pm, struct ks_error **err)
 {
     memset(pm, 0, sizeof(*pm));
     json_object *opts = ks_json_get_type(m, "options", json_type_array);
@@ -202,8 +201,7 @@ static int remount_bind(const char *path, unsigned long flags, struct ks_error *
     return ks_error_set(err, errno, "remount `%s`", path);
 }
 
-static int mount_setattr_path(const char *path, uint64_t set, uint64_t clr,
-                              struct ks_error **err)
+static int mount_setattr_path(const char *path, uint64_t set, uint64_t clr, struct ks_error **err)
 {
     struct mount_attr attr = {.attr_set = set, .attr_clr = clr};
     if (clr & MOUNT_ATTR__ATIME)
@@ -241,8 +239,8 @@ static bool own_cgroup_path(const char *ctrls, char *buf, size_t len)
 /* Binds the host's `hier` + the init's own cgroup (from own_cgroup_path) on p; 1 when done, 0
  * when the init sits at the root of its view (own cgroup namespace) and the caller mounts the
  * hierarchy itself, or a negative errno. */
-static int bind_own_cgroup(const char *hier, const char *ctrls, const char *p,
-                           unsigned long flags, struct ks_error **err)
+static int bind_own_cgroup(const char *hier, const char *ctrls, const char *p, unsigned long flags,
+                           struct ks_error **err)
 {
     char own[PATH_MAX], src[PATH_MAX * 2];
     if (!own_cgroup_path(ctrls, own, sizeof(own)) || strcmp(own, "/") == 0)
@@ -297,9 +295,10 @@ static int mount_cgroup(const char *dest, unsigned long flags, struct ks_error *
         char keep[256] = "";
         char *save = NULL;
         for (char *t = strtok_r(sopts, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            if (strcmp(t, "rw") == 0 || strcmp(t, "ro") == 0 || strncmp(t, "release_agent", 13) == 0 ||
-                strcmp(t, "clone_children") == 0 || strcmp(t, "xattr") == 0 ||
-                strcmp(t, "noprefix") == 0 || strcmp(t, "cpuset_v2_mode") == 0)
+            if (strcmp(t, "rw") == 0 || strcmp(t, "ro") == 0 ||
+                strncmp(t, "release_agent", 13) == 0 || strcmp(t, "clone_children") == 0 ||
+                strcmp(t, "xattr") == 0 || strcmp(t, "noprefix") == 0 ||
+                strcmp(t, "cpuset_v2_mode") == 0)
                 continue;
             if (keep[0])
                 strncat(keep, ",", sizeof(keep) - strlen(keep) - 1);
@@ -364,8 +363,8 @@ static int mount_cgroup(const char *dest, unsigned long flags, struct ks_error *
         if (b < 0)
             return b;
         if (b == 0 &&
-            mount("cgroup2", p, "cgroup2", base_flags | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                  NULL) < 0 &&
+            mount("cgroup2", p, "cgroup2", base_flags | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) <
+                0 &&
             mount("/sys/fs/cgroup/unified", p, NULL, MS_BIND | MS_REC, NULL) < 0)
             return ks_error_set(err, errno, "mount cgroup2 on `%s`", p);
     }
@@ -430,8 +429,8 @@ static int userns_fd_for(json_object *uidmaps, json_object *gidmaps, struct ks_e
 
 /* Bind mount with the ownership shifted by the mount's (or else the container's) id mappings. */
 static int mount_idmapped(const struct ks_rootfs_opts *o, json_object *m,
-                          const struct parsed_mount *pm, const char *source, int target,
-                          size_t idx, struct ks_error **err)
+                          const struct parsed_mount *pm, const char *source, int target, size_t idx,
+                          struct ks_error **err)
 {
     json_object *linux_obj = ks_json_get(o->spec, "linux");
     json_object *um = ks_json_get_type(m, "uidMappings", json_type_array);
@@ -443,9 +442,9 @@ static int mount_idmapped(const struct ks_rootfs_opts *o, json_object *m,
     if (um == NULL || gm == NULL)
         return ks_error_msg(err, "mounts[%zu]: idmap needs uidMappings and gidMappings", idx);
     bool rec = pm->idmap_recursive || (pm->flags & MS_REC);
-    _cleanup_close_ int tree = (int)syscall(SYS_open_tree, AT_FDCWD, source,
-                                            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
-                                                (rec ? AT_RECURSIVE : 0));
+    _cleanup_close_ int tree =
+        (int)syscall(SYS_open_tree, AT_FDCWD, source,
+                     OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (rec ? AT_RECURSIVE : 0));
     if (tree < 0)
         return ks_error_set(err, errno, "mounts[%zu]: open_tree `%s`", idx, source);
     _cleanup_close_ int userns = userns_fd_for(um, gm, err);
@@ -484,8 +483,10 @@ static int copy_tree(int src, int dst, struct ks_error **err)
         if (S_ISDIR(st.st_mode)) {
             if (mkdirat(dst, n, st.st_mode & 07777) < 0 && errno != EEXIST)
                 return ks_error_set(err, errno, "mkdir `%s`", n);
-            _cleanup_close_ int s2 = openat(src, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            _cleanup_close_ int d2 = openat(dst, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            _cleanup_close_ int s2 =
+                openat(src, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            _cleanup_close_ int d2 =
+                openat(dst, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (s2 < 0 || d2 < 0)
                 return ks_error_set(err, errno, "open `%s`", n);
             int r = copy_tree(s2, d2, err);
@@ -501,8 +502,8 @@ static int copy_tree(int src, int dst, struct ks_error **err)
                 return ks_error_set(err, errno, "symlink `%s`", n);
         } else if (S_ISREG(st.st_mode)) {
             _cleanup_close_ int in = openat(src, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-            _cleanup_close_ int out = openat(dst, n, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                                             st.st_mode & 07777);
+            _cleanup_close_ int out =
+                openat(dst, n, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777);
             if (in < 0 || out < 0)
                 return ks_error_set(err, errno, "copy `%s`", n);
             for (off_t left = st.st_size; left > 0;) {
@@ -600,8 +601,8 @@ static int do_mount(const struct ks_rootfs_opts *o, int rootfd, json_object *m, 
                 _cleanup_close_ int again = ks_open_in_root(rootfd, dest, O_PATH, 0, err);
                 char ap[64];
                 if (again >= 0)
-                    remount_bind(ks_fd_path(again, ap, sizeof(ap)), f | MS_NOSUID | MS_NODEV |
-                                                                       MS_NOEXEC, NULL);
+                    remount_bind(ks_fd_path(again, ap, sizeof(ap)),
+                                 f | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
                 return 0;
             }
             if (strcmp(fstype, "mqueue") == 0 && (e == EPERM || e == EBUSY) &&

@@ -26,8 +26,7 @@ const struct ks_ns_info ks_ns_table[KS_NS__COUNT] = {
 int ks_ns_parse(json_object *spec, struct ks_ns_config *ret, struct ks_error **err)
 {
     memset(ret, 0, sizeof(*ret));
-    json_object *list = ks_json_get_type(ks_json_get(spec, "linux"), "namespaces",
-                                         json_type_array);
+    json_object *list = ks_json_get_type(ks_json_get(spec, "linux"), "namespaces", json_type_array);
     size_t n = list ? json_object_array_length(list) : 0;
     for (size_t i = 0; i < n; i++) {
         json_object *e = json_object_array_get_idx(list, i);
@@ -38,8 +37,8 @@ int ks_ns_parse(json_object *spec, struct ks_ns_config *ret, struct ks_error **e
             if (type && strcmp(type, ks_ns_table[k].spec_name) == 0)
                 break;
         if (k == KS_NS__COUNT)
-            return ks_error_msg(err, "linux.namespaces[%zu].type: unknown namespace type `%s`",
-                                i, type ? type : "");
+            return ks_error_msg(err, "linux.namespaces[%zu].type: unknown namespace type `%s`", i,
+                                type ? type : "");
         ret->wanted[k] = true;
         ret->path[k] = path && *path ? path : NULL;
     }
@@ -87,10 +86,10 @@ static int write_map(pid_t pid, const char *file, json_object *maps, const char 
     size_t n = json_object_array_length(maps);
     for (size_t i = 0; i < n; i++) {
         json_object *m = json_object_array_get_idx(maps, i);
-        int w = snprintf(buf + off, sizeof(buf) - off, "%lld %lld %lld\n",
-                         (long long)ks_json_int(m, "containerID", 0),
-                         (long long)ks_json_int(m, "hostID", 0),
-                         (long long)ks_json_int(m, "size", 0));
+        int w =
+            snprintf(buf + off, sizeof(buf) - off, "%lld %lld %lld\n",
+                     (long long)ks_json_int(m, "containerID", 0),
+                     (long long)ks_json_int(m, "hostID", 0), (long long)ks_json_int(m, "size", 0));
         if (w < 0 || (size_t)w >= sizeof(buf) - off)
             return ks_error_msg(err, "linux.%s: too many mappings", field);
         off += (size_t)w;

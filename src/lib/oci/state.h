@@ -17,8 +17,8 @@ enum ks_status {
 };
 
 struct ks_state {
-    json_object *raw;   /* the whole record; the strings below point into it */
-    char *dir;          /* <root>/<id> */
+    json_object *raw; /* the whole record; the strings below point into it */
+    char *dir;        /* <root>/<id> */
     const char *id, *bundle, *rootfs, *created, *cgroup_path;
     pid_t pid;
     unsigned long long pid_start;
