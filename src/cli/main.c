@@ -7,6 +7,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "image.h"
 #include "ks-config.h"
 #include "lib/base/json.h"
 #include "lib/base/log.h"
@@ -52,16 +53,21 @@ static const struct {
 } commands[] = {
     {"version", cmd_version, "show the version"},
     {"info", cmd_info, "show system-wide information"},
+    {"images", ks_cli_images, "list images"},
+    {"image", ks_cli_image, "manage images (ls, rm, tag, import, history, inspect, prune)"},
+    {"import", ks_cli_import, "create an image from a root file system tarball"},
+    {"tag", ks_cli_tag, "create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"},
+    {"rmi", ks_cli_rmi, "remove one or more images"},
+    {"history", ks_cli_history, "show the history of an image"},
 };
 
 /* Docker's commands that the engine will provide; named so the message is precise. */
 static const char *const planned[] = {
-    "run",    "create",    "start",   "stop",     "restart", "kill",   "rm",      "wait",
-    "pause",  "unpause",   "exec",    "attach",   "logs",    "ps",     "inspect", "top",
-    "port",   "rename",    "cp",      "diff",     "commit",  "export", "stats",   "update",
-    "images", "image",     "import",  "load",     "save",    "tag",    "rmi",     "history",
-    "pull",   "push",      "login",   "logout",   "search",  "build",  "network", "volume",
-    "system", "container", "builder", "registry",
+    "run",     "create",  "start",  "stop",      "restart", "kill",     "rm",      "wait",
+    "pause",   "unpause", "exec",   "attach",    "logs",    "ps",       "inspect", "top",
+    "port",    "rename",  "cp",     "diff",      "commit",  "export",   "stats",   "update",
+    "load",    "save",    "pull",   "push",      "login",   "logout",   "search",  "build",
+    "network", "volume",  "system", "container", "builder", "registry",
 };
 
 static void usage(FILE *f)
@@ -75,6 +81,16 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     ks_log_set_sink(ks_log_sink_stderr, "kiste");
+    /* Global options before the command; the storage root reaches the commands as KISTE_ROOT. */
+    while (argc > 2 && strncmp(argv[1], "--root", 6) == 0) {
+        const char *root = argv[1][6] == '=' ? argv[1] + 7 : argv[1][6] == '\0' ? argv[2] : NULL;
+        if (root == NULL)
+            break;
+        setenv("KISTE_ROOT", root, 1);
+        int skip = argv[1][6] == '=' ? 1 : 2;
+        argc -= skip;
+        argv += skip;
+    }
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;

@@ -1,0 +1,30 @@
+/* Output helpers of the command line (format.c). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <json-c/json.h>
+
+#include "lib/base/cleanup.h"
+
+/* Docker's human size with three significant digits: "2.13MB". */
+void ks_fmt_size(int64_t size, char *buf, size_t len);
+/* "About a minute ago", "3 days ago", as Docker's CREATED column. */
+void ks_fmt_since(int64_t t, char *buf, size_t len);
+/* "2024-05-01 12:00:00 +0000 UTC" */
+void ks_fmt_time(int64_t t, char *buf, size_t len);
+
+/* Renders a Go template subset ({{.A.B}}, {{json .A}}) over root to f; -1 for a template it
+ * does not understand. */
+int ks_fmt_template(FILE *f, const char *tmpl, json_object *root);
+
+/* Rows of tab-separated cells, printed aligned. */
+struct ks_table {
+    char ***rows;
+    size_t n;
+};
+int ks_table_add_line(struct ks_table *t, const char *line);
+void ks_table_print(FILE *f, const struct ks_table *t);
+void ks_table_free(struct ks_table *t);

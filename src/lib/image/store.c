@@ -1,0 +1,685 @@
+/* The local image store: import, lookup, tags, removal and garbage collection over the state
+ * database, the blob store and the overlay layer directories.
+ *
+ * The compressed blob a layer was imported from is kept (for save and push) and found by its
+ * diff_id through <root>/layerblobs/<diff hex>, a one-line file naming the blob's digest: the
+ * database schema has no column for it yet. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "../base/fs.h"
+#include "../base/json.h"
+#include "../engine/db.h"
+#include "blobstore.h"
+#include "layer.h"
+#include "ref.h"
+#include "snapshot.h"
+#include "store.h"
+
+#define LAYERBLOBS_DIR "layerblobs"
+#define TEE_BUF_SIZE   (256 * 1024)
+
+struct ks_store {
+    char *root;
+    char *overlay;
+    char *lock_path;
+    int layerblobs_fd;
+    struct ks_db *db;
+    struct ks_blobstore *blobs;
+};
+
+void ks_store_free(struct ks_store *s)
+{
+    if (s == NULL)
+        return;
+    ks_db_close(s->db);
+    ks_blobstore_free(s->blobs);
+    if (s->layerblobs_fd >= 0)
+        close(s->layerblobs_fd);
+    free(s->root);
+    free(s->overlay);
+    free(s->lock_path);
+    free(s);
+}
+
+const char *ks_store_root(struct ks_store *s)
+{
+    return s->root;
+}
+
+struct ks_db *ks_store_db(struct ks_store *s)
+{
+    return s->db;
+}
+
+int ks_store_open(const char *root, struct ks_store **ret, struct ks_error **err)
+{
+    if (root == NULL || *root == '\0')
+        root = KS_STORE_DEFAULT_ROOT;
+    _cleanup_store_ struct ks_store *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return ks_error_set(err, ENOMEM, "open image store");
+    s->layerblobs_fd = -EBADF;
+    s->root = strdup(root);
+    if (s->root == NULL || asprintf(&s->overlay, "%s/overlay", root) < 0 ||
+        asprintf(&s->lock_path, "%s/store.lock", root) < 0)
+        return ks_error_set(err, ENOMEM, "open image store");
+    int r = ks_db_open(root, &s->db, err);
+    if (r >= 0)
+        r = ks_blobstore_open(root, &s->blobs, err);
+    if (r >= 0)
+        r = ks_mkdir_p(s->overlay, 0700, err);
+    _cleanup_free_ char *lb = NULL;
+    if (r >= 0 && asprintf(&lb, "%s/" LAYERBLOBS_DIR, root) < 0)
+        r = ks_error_set(err, ENOMEM, "open image store");
+    if (r >= 0)
+        r = ks_mkdir_p(lb, 0700, err);
+    if (r < 0)
+        return ks_error_wrap(err, "open image store `%s`", root);
+    s->layerblobs_fd = open(lb, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->layerblobs_fd < 0)
+        return ks_error_set(err, errno, "open `%s`", lb);
+    *ret = TAKE_PTR(s);
+    return 0;
+}
+
+/* Takes the store lock: shared for writers of new content, exclusive for the collector. */
+static int store_lock(struct ks_store *s, int how, struct ks_error **err)
+{
+    _cleanup_close_ int fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return ks_error_set(err, errno, "open `%s`", s->lock_path);
+    while (flock(fd, how) < 0)
+        if (errno != EINTR)
+            return ks_error_set(err, errno, "lock `%s`", s->lock_path);
+    return TAKE_FD(fd);
+}
+
+/* --- import --- */
+
+struct apply_job {
+    int fd;
+    int dest;
+    struct ks_layer_result res;
+    struct ks_error *err;
+    int r;
+};
+
+static void *apply_thread(void *data)
+{
+    struct apply_job *j = data;
+    j->r = ks_layer_apply(j->fd, j->dest, NULL, &j->res, &j->err);
+    /* Whatever is left unread must not block the writer. */
+    shutdown(j->fd, SHUT_RD);
+    return NULL;
+}
+
+static int send_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Copies tar_fd into a blob writer and into a socket that the apply thread reads. */
+static int tee_loop(int tar_fd, int sock, struct ks_blob_writer *w, struct ks_error **err)
+{
+    _cleanup_free_ char *buf = malloc(TEE_BUF_SIZE);
+    if (buf == NULL)
+        return ks_error_set(err, ENOMEM, "import");
+    bool feeding = true;
+    for (;;) {
+        ssize_t n = read(tar_fd, buf, TEE_BUF_SIZE);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return ks_error_set(err, errno, "read the tarball");
+        if (n == 0)
+            return 0;
+        int r = ks_blob_writer_write(w, buf, (size_t)n, err);
+        if (r < 0)
+            return r;
+        if (feeding && send_all(sock, buf, (size_t)n) < 0)
+            return 1; /* the apply step stopped early: its error tells why */
+    }
+}
+
+/* Streams tar_fd into the layer directory dest and, in the same pass, into a new blob. */
+static int import_stream(struct ks_store *s, int tar_fd, int dest, struct ks_layer_result *res,
+                         char **ret_blob, struct ks_error **err)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return ks_error_set(err, errno, "socketpair");
+    _cleanup_close_ int wr = sv[0], rd = sv[1];
+    _cleanup_blob_writer_ struct ks_blob_writer *w = NULL;
+    int r = ks_blob_writer_new(s->blobs, NULL, -1, &w, err);
+    if (r < 0)
+        return r;
+    struct apply_job job = {.fd = rd, .dest = dest};
+    pthread_t t;
+    r = pthread_create(&t, NULL, apply_thread, &job);
+    if (r != 0)
+        return ks_error_set(err, r, "start the layer apply thread");
+    r = tee_loop(tar_fd, wr, w, err);
+    shutdown(wr, SHUT_WR);
+    pthread_join(t, NULL);
+    if (job.r < 0) {
+        ks_error_free(err ? *err : NULL);
+        if (err) {
+            *err = job.err;
+            job.err = NULL;
+        }
+        ks_error_free(job.err);
+        return job.r;
+    }
+    ks_error_free(job.err);
+    if (r < 0)
+        return r;
+    if (r > 0)
+        return ks_error_msg(err, "the layer apply step stopped early");
+    r = ks_blob_writer_commit(w, ret_blob, NULL, err);
+    if (r < 0)
+        return r;
+    *res = job.res;
+    return 0;
+}
+
+/* Bytes of the files under dirfd (not the directories), as Docker counts a layer's size. */
+static int64_t dir_size(int dirfd)
+{
+    int fd = dup(dirfd);
+    if (fd < 0)
+        return 0;
+    _cleanup_closedir_ DIR *d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        return 0;
+    }
+    int64_t total = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        struct stat st;
+        if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            _cleanup_close_ int sub =
+                openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub >= 0)
+                total += dir_size(sub);
+        } else {
+            total += st.st_size;
+        }
+    }
+    return total;
+}
+
+static int layerblob_record(struct ks_store *s, const char *diff_id, const char *blob,
+                            struct ks_error **err)
+{
+    const char *hex = strchr(diff_id, ':') + 1;
+    return ks_write_file_atomic(s->layerblobs_fd, hex, blob, strlen(blob), 0600, err);
+}
+
+/* Records the layer (unless its chain is there already: *ret_dup), the image and the tag in one
+ * transaction. */
+static int import_commit(struct ks_store *s, const char *cache_id, const char *diff_id,
+                         int64_t size, const char *id, const char *config, const char *ref,
+                         bool *ret_dup, struct ks_error **err)
+{
+    int r = ks_db_begin(s->db, err);
+    if (r < 0)
+        return r;
+    _cleanup_db_layer_ struct ks_db_layer *old = NULL;
+    r = ks_db_layer_get(s->db, KS_DB_LAYER_BY_CHAIN_ID, diff_id, &old, err);
+    *ret_dup = r >= 0;
+    if (r == -ENOENT) {
+        ks_error_free(err ? *err : NULL);
+        if (err)
+            *err = NULL;
+        struct ks_db_layer l = {
+            .diff_id = (char *)diff_id,
+            .chain_id = (char *)diff_id,
+            .cache_id = (char *)cache_id,
+            .size = size,
+        };
+        r = ks_db_layer_put(s->db, &l, err);
+    }
+    const char *const diffs[] = {diff_id};
+    if (r >= 0)
+        r = ks_db_image_put(s->db, id, config, diffs, 1, err);
+    if (r >= 0 && ref)
+        r = ks_db_tag_set(s->db, ref, id, err);
+    if (r >= 0)
+        r = ks_db_commit(s->db, err);
+    if (r < 0)
+        ks_db_rollback(s->db);
+    return r;
+}
+
+/* Parses a reference to tag: a digest is not a tag. *ret (full form) owned by the caller. */
+static int tag_ref(const char *name, char **ret, struct ks_error **err)
+{
+    _cleanup_ref_ struct ks_ref *ref = NULL;
+    int r = ks_ref_parse(name, &ref, err);
+    if (r < 0)
+        return r;
+    if (ref->digest)
+        return ks_error_msg(err, "refusing to create a tag with a digest reference");
+    *ret = ks_ref_string(ref);
+    return *ret ? 0 : ks_error_set(err, ENOMEM, "tag");
+}
+
+static int import_layer(struct ks_store *s, int tar_fd, char **ret_cache, char *ret_diff_id,
+                        int64_t *ret_size, struct ks_error **err)
+{
+    _cleanup_free_ char *cache_id = NULL, *diff_path = NULL, *blob = NULL;
+    int r = ks_snapshot_layer_create(s->overlay, NULL, &cache_id, &diff_path, err);
+    if (r < 0)
+        return r;
+    _cleanup_close_ int dfd = open(diff_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        r = ks_error_set(err, errno, "open `%s`", diff_path);
+    struct ks_layer_result res;
+    if (r >= 0)
+        r = import_stream(s, tar_fd, dfd, &res, &blob, err);
+    if (r >= 0)
+        r = layerblob_record(s, res.diff_id, blob, err);
+    if (r < 0) {
+        ks_snapshot_layer_remove(s->overlay, cache_id, NULL);
+        return r;
+    }
+    *ret_size = dir_size(dfd);
+    memcpy(ret_diff_id, res.diff_id, KS_LAYER_DIGEST_LEN);
+    *ret_cache = TAKE_PTR(cache_id);
+    return 0;
+}
+
+int ks_store_import(struct ks_store *s, int tar_fd, const char *const *changes, const char *ref,
+                    const char *message, char **ret_image_id, struct ks_error **err)
+{
+    _cleanup_free_ char *full_ref = NULL, *cache_id = NULL, *id = NULL;
+    int r = ref ? tag_ref(ref, &full_ref, err) : 0;
+    if (r < 0)
+        return r;
+    /* Check the changes before reading the input. */
+    _cleanup_json_ json_object *probe = NULL;
+    r = ks_image_config_import(changes, "sha256:", message, &probe, err);
+    if (r < 0)
+        return r;
+
+    _cleanup_close_ int lock = store_lock(s, LOCK_SH, err);
+    if (lock < 0)
+        return lock;
+    char diff_id[KS_LAYER_DIGEST_LEN];
+    int64_t size = 0;
+    r = import_layer(s, tar_fd, &cache_id, diff_id, &size, err);
+    if (r < 0)
+        return ks_error_wrap(err, "import");
+
+    _cleanup_json_ json_object *config = NULL;
+    r = ks_image_config_import(changes, diff_id, message, &config, err);
+    const char *text = r >= 0 ? ks_json_plain(config) : NULL;
+    if (r >= 0)
+        r = ks_blobstore_put(s->blobs, text, strlen(text), &id, err);
+    bool dup = false;
+    if (r >= 0)
+        r = import_commit(s, cache_id, diff_id, size, id, text, full_ref, &dup, err);
+    if (r < 0 || dup)
+        ks_snapshot_layer_remove(s->overlay, cache_id, NULL);
+    if (r < 0)
+        return ks_error_wrap(err, "import");
+    *ret_image_id = TAKE_PTR(id);
+    return 0;
+}
+
+/* --- lookup, tags --- */
+
+static void error_clear(struct ks_error **err)
+{
+    if (err && *err) {
+        ks_error_free(*err);
+        *err = NULL;
+    }
+}
+
+static bool is_full_id(const char *s)
+{
+    const char *hex = strncmp(s, "sha256:", 7) == 0 ? s + 7 : s;
+    return strlen(hex) == 64 && ks_is_hex_prefix(hex);
+}
+
+/* The image a reference names through a tag or a recorded digest; -ENOENT when none. */
+static int lookup_ref(struct ks_store *s, const char *name, char **ret_id, char **ret_full,
+                      struct ks_error **err)
+{
+    _cleanup_ref_ struct ks_ref *ref = NULL;
+    if (ks_ref_parse(name, &ref, NULL) < 0)
+        return -ENOENT;
+    int r;
+    _cleanup_free_ char *full = ks_ref_string(ref);
+    if (full == NULL)
+        return ks_error_set(err, ENOMEM, "look up `%s`", name);
+    if (ref->digest) {
+        _cleanup_free_ char *repo = ks_ref_repository(ref);
+        if (repo == NULL)
+            return ks_error_set(err, ENOMEM, "look up `%s`", name);
+        r = ks_db_digest_get(s->db, repo, ref->digest, ret_id, err);
+    } else {
+        r = ks_db_tag_get(s->db, full, ret_id, err);
+    }
+    if (r == -ENOENT)
+        error_clear(err);
+    if (r >= 0 && ret_full)
+        *ret_full = TAKE_PTR(full);
+    return r;
+}
+
+static int lookup(struct ks_store *s, const char *name, char **ret_id, char **ret_ref,
+                  struct ks_error **err)
+{
+    int r;
+    if (!is_full_id(name)) {
+        r = lookup_ref(s, name, ret_id, ret_ref, err);
+        if (r != -ENOENT)
+            return r;
+    }
+    if (ks_is_hex_prefix(name)) {
+        r = ks_db_image_find_prefix(s->db, name, ret_id, err);
+        if (r != -ENOENT)
+            return r;
+        error_clear(err);
+    }
+    return ks_error_set_plain(err, ENOENT, "No such image: %s", name);
+}
+
+int ks_store_lookup(struct ks_store *s, const char *name_or_id, char **ret_id,
+                    struct ks_error **err)
+{
+    return lookup(s, name_or_id, ret_id, NULL, err);
+}
+
+int ks_store_tag(struct ks_store *s, const char *source, const char *target, struct ks_error **err)
+{
+    _cleanup_free_ char *id = NULL, *full = NULL;
+    int r = lookup(s, source, &id, NULL, err);
+    if (r >= 0)
+        r = tag_ref(target, &full, err);
+    if (r >= 0)
+        r = ks_db_tag_set(s->db, full, id, err);
+    return r;
+}
+
+int ks_store_untag(struct ks_store *s, const char *ref, struct ks_error **err)
+{
+    _cleanup_free_ char *full = NULL;
+    int r = tag_ref(ref, &full, err);
+    if (r < 0)
+        return r;
+    r = ks_db_tag_delete(s->db, full, err);
+    if (r == -ENOENT) {
+        error_clear(err);
+        return ks_error_set_plain(err, ENOENT, "No such image: %s", ref);
+    }
+    return r;
+}
+
+/* "docker.io/library/busybox:latest" → "busybox:latest"; a copy of s when it does not parse. */
+static char *familiar(const char *s)
+{
+    _cleanup_ref_ struct ks_ref *ref = NULL;
+    if (ks_ref_parse(s, &ref, NULL) < 0)
+        return strdup(s);
+    return ks_ref_familiar(ref);
+}
+
+static int strv_push(char ***v, char *s)
+{
+    if (s == NULL)
+        return -ENOMEM;
+    size_t n = *v ? ks_strv_len(*v) : 0;
+    char **nv = realloc(*v, (n + 2) * sizeof(char *));
+    if (nv == NULL) {
+        free(s);
+        return -ENOMEM;
+    }
+    nv[n] = s;
+    nv[n + 1] = NULL;
+    *v = nv;
+    return 0;
+}
+
+/* --- removal and garbage collection --- */
+
+/* The hook for containers: the name of a container using the image, or NULL. There are no
+ * containers yet. */
+static const char *image_used_by(struct ks_store *s, const char *id)
+{
+    (void)s, (void)id;
+    return NULL;
+}
+
+static size_t count_repositories(char **tags)
+{
+    size_t n = 0;
+    for (size_t i = 0; tags[i]; i++) {
+        size_t li = strcspn(tags[i], "@");
+        const char *c = strrchr(tags[i], ':');
+        if (c && (size_t)(c - tags[i]) < li && !strchr(c, '/'))
+            li = (size_t)(c - tags[i]);
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strncmp(tags[i], tags[j], li) == 0 &&
+                   (tags[j][li] == ':' || tags[j][li] == '@' || tags[j][li] == '\0');
+        n += !seen;
+    }
+    return n;
+}
+
+static int remove_locked(struct ks_store *s, const char *id, const char *by_ref, bool force,
+                         char ***untagged, char ***deleted, struct ks_error **err)
+{
+    _cleanup_strv_ char **tags = NULL;
+    int r = ks_db_tags_for_image(s->db, id, &tags, err);
+    if (r < 0)
+        return r;
+    if (by_ref) {
+        r = ks_db_tag_delete(s->db, by_ref, err);
+        if (r < 0)
+            return r;
+        if (strv_push(untagged, familiar(by_ref)) < 0)
+            return ks_error_set(err, ENOMEM, "remove");
+        if (ks_strv_len(tags) > 1)
+            return 0;
+    } else if (count_repositories(tags) > 1 && !force) {
+        return ks_error_set_plain(err, EBUSY,
+                                  "conflict: unable to delete %.12s (must be forced) - image is "
+                                  "referenced in multiple repositories",
+                                  id + 7);
+    }
+    const char *user = image_used_by(s, id);
+    if (user)
+        return ks_error_set_plain(err, EBUSY,
+                                  "conflict: unable to delete %.12s (must be forced) - image is "
+                                  "being used by container %s",
+                                  id + 7, user);
+    for (size_t i = 0; !by_ref && tags[i]; i++) {
+        r = ks_db_tag_delete(s->db, tags[i], err);
+        if (r < 0)
+            return r;
+        if (strv_push(untagged, familiar(tags[i])) < 0)
+            return ks_error_set(err, ENOMEM, "remove");
+    }
+    r = ks_db_image_delete(s->db, id, err);
+    if (r < 0)
+        return r;
+    if (strv_push(deleted, strdup(id)) < 0)
+        return ks_error_set(err, ENOMEM, "remove");
+    return 0;
+}
+
+int ks_store_remove(struct ks_store *s, const char *name, bool force, char ***ret_untagged,
+                    char ***ret_deleted, struct ks_error **err)
+{
+    _cleanup_free_ char *id = NULL, *by_ref = NULL;
+    int r = lookup(s, name, &id, &by_ref, err);
+    if (r < 0)
+        return r;
+    /* A digest reference is removed with its image, as the tags are. */
+    if (by_ref && strchr(by_ref, '@')) {
+        free(by_ref);
+        by_ref = NULL;
+    }
+    _cleanup_strv_ char **untagged = calloc(1, sizeof(char *));
+    _cleanup_strv_ char **deleted = calloc(1, sizeof(char *));
+    if (untagged == NULL || deleted == NULL)
+        return ks_error_set(err, ENOMEM, "remove");
+    r = ks_db_begin(s->db, err);
+    if (r < 0)
+        return r;
+    r = remove_locked(s, id, by_ref, force, &untagged, &deleted, err);
+    if (r >= 0)
+        r = ks_db_commit(s->db, err);
+    if (r < 0) {
+        ks_db_rollback(s->db);
+        return r;
+    }
+    if (deleted[0]) {
+        r = ks_store_gc(s, err);
+        if (r < 0)
+            return r;
+    }
+    if (ret_untagged)
+        *ret_untagged = TAKE_PTR(untagged);
+    if (ret_deleted)
+        *ret_deleted = TAKE_PTR(deleted);
+    return 0;
+}
+
+/* Forgets every unused layer in one transaction; their cache and diff IDs are returned. */
+static int gc_layers_db(struct ks_store *s, char ***caches, char ***diffs, struct ks_error **err)
+{
+    int r = ks_db_begin(s->db, err);
+    if (r < 0)
+        return r;
+    for (;;) {
+        _cleanup_strv_ char **unused = NULL;
+        r = ks_db_layers_unused(s->db, &unused, err);
+        if (r < 0 || unused[0] == NULL)
+            break;
+        for (size_t i = 0; r >= 0 && unused[i]; i++) {
+            _cleanup_db_layer_ struct ks_db_layer *l = NULL;
+            r = ks_db_layer_get(s->db, KS_DB_LAYER_BY_CHAIN_ID, unused[i], &l, err);
+            if (r >= 0)
+                r = ks_db_layer_delete(s->db, unused[i], err);
+            if (r >= 0 && (strv_push(caches, TAKE_PTR(l->cache_id)) < 0 ||
+                           strv_push(diffs, TAKE_PTR(l->diff_id)) < 0))
+                r = ks_error_set(err, ENOMEM, "collect layers");
+        }
+        if (r < 0)
+            break;
+    }
+    if (r >= 0)
+        r = ks_db_commit(s->db, err);
+    if (r < 0)
+        ks_db_rollback(s->db);
+    return r;
+}
+
+struct blob_gc {
+    struct ks_store *s;
+    char **keep;
+    char **drop;
+};
+
+static int blob_gc_cb(const char *digest, int64_t size, void *userdata, struct ks_error **err)
+{
+    struct blob_gc *g = userdata;
+    for (size_t i = 0; g->keep && g->keep[i]; i++)
+        if (strcmp(g->keep[i], digest) == 0)
+            return 0;
+    if (strv_push(&g->drop, strdup(digest)) < 0)
+        return ks_error_set(err, ENOMEM, "collect blobs");
+    return 0;
+}
+
+/* The blobs something references: image configs and the layer blobs of recorded layers. */
+static int gc_blobs_keep(struct ks_store *s, char ***keep, struct ks_error **err)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r =
+        ks_db_prepare(s->db, "SELECT id FROM images UNION SELECT diff_id FROM layers", &st, err);
+    if (r < 0)
+        return r;
+    while ((r = ks_db_step(s->db, st, "collect blobs", err)) > 0) {
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        if (v == NULL)
+            continue;
+        if (strncmp(v, "sha256:", 7) == 0) {
+            _cleanup_free_ char *blob = NULL;
+            if (ks_read_file_at(s->layerblobs_fd, v + 7, &blob, NULL, NULL) >= 0 &&
+                strv_push(keep, TAKE_PTR(blob)) < 0)
+                return ks_error_set(err, ENOMEM, "collect blobs");
+        }
+        if (strv_push(keep, strdup(v)) < 0)
+            return ks_error_set(err, ENOMEM, "collect blobs");
+    }
+    return r;
+}
+
+static int gc_blobs(struct ks_store *s, struct ks_error **err)
+{
+    struct blob_gc g = {.s = s};
+    int r = gc_blobs_keep(s, &g.keep, err);
+    if (r >= 0)
+        r = ks_blobstore_list(s->blobs, blob_gc_cb, &g, err);
+    for (size_t i = 0; r >= 0 && g.drop && g.drop[i]; i++) {
+        struct ks_error *e = NULL;
+        if (ks_blobstore_delete(s->blobs, g.drop[i], &e) < 0 && e->errnum != ENOENT)
+            r = ks_error_set_plain(err, e->errnum, "%s", e->msg);
+        ks_error_free(e);
+    }
+    ks_strv_free(g.keep);
+    ks_strv_free(g.drop);
+    return r;
+}
+
+int ks_store_gc(struct ks_store *s, struct ks_error **err)
+{
+    _cleanup_close_ int lock = store_lock(s, LOCK_EX, err);
+    if (lock < 0)
+        return lock;
+    _cleanup_strv_ char **caches = NULL, **diffs = NULL;
+    int r = gc_layers_db(s, &caches, &diffs, err);
+    if (r < 0)
+        return ks_error_wrap(err, "collect layers");
+    for (size_t i = 0; caches && caches[i]; i++) {
+        r = ks_snapshot_layer_remove(s->overlay, caches[i], err);
+        if (r < 0)
+            return ks_error_wrap(err, "collect layers");
+    }
+    for (size_t i = 0; diffs && diffs[i]; i++) {
+        _cleanup_db_layer_ struct ks_db_layer *l = NULL;
+        if (ks_db_layer_get(s->db, KS_DB_LAYER_BY_DIFF_ID, diffs[i], &l, NULL) == -ENOENT &&
+            strncmp(diffs[i], "sha256:", 7) == 0)
+            unlinkat(s->layerblobs_fd, diffs[i] + 7, 0);
+    }
+    r = gc_blobs(s, err);
+    if (r < 0)
+        return ks_error_wrap(err, "collect blobs");
+    return 0;
+}

@@ -1,0 +1,103 @@
+/* The local image store: images, their tags and their layers, over the state database, the
+ * blob store (<root>/blobs) and the overlay layer directories (<root>/overlay).
+ *
+ * Every change writes its files first (layer directory, blobs) and commits the database rows
+ * last, so a crash leaves at most files nobody references, never a row without its files.
+ * Imports hold a shared lock on <root>/store.lock from their first file to their commit, and
+ * garbage collection an exclusive one, so a collector never removes what an import in flight
+ * is about to reference. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "../base/error.h"
+
+struct ks_db;
+
+#define KS_STORE_DEFAULT_ROOT "/var/lib/kiste"
+
+struct ks_store;
+
+/* Opens the store under root (NULL: KS_STORE_DEFAULT_ROOT), creating what is missing. *ret is
+ * owned by the caller (ks_store_free). */
+int ks_store_open(const char *root, struct ks_store **ret, struct ks_error **err);
+void ks_store_free(struct ks_store *s);
+KS_DEFINE_CLEANUP(struct ks_store *, ks_store_free)
+#define _cleanup_store_ _cleanup_(ks_store_free_p)
+
+/* The storage root, borrowed. */
+const char *ks_store_root(struct ks_store *s);
+/* The state database, borrowed. */
+struct ks_db *ks_store_db(struct ks_store *s);
+
+/* Imports a root file system tarball (tar, tar+gzip, tar+zstd …) read from tar_fd as a
+ * one-layer image, as `docker import` does. changes are Dockerfile-style lines (CMD,
+ * ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, VOLUME, STOPSIGNAL), NULL-terminated, may be
+ * NULL; ref (may be NULL) is tagged to the new image; message becomes the history comment (may
+ * be NULL). *ret_image_id ("sha256:<hex>", the config digest) is owned by the caller. */
+int ks_store_import(struct ks_store *s, int tar_fd, const char *const *changes, const char *ref,
+                    const char *message, char **ret_image_id, struct ks_error **err);
+
+/* Resolves a reference ("busybox", "name:tag", "name@sha256:…") or a full or short image ID.
+ * An unknown image is ENOENT with Docker's message "No such image: <name>". *ret_id is owned
+ * by the caller. */
+int ks_store_lookup(struct ks_store *s, const char *name_or_id, char **ret_id,
+                    struct ks_error **err);
+
+/* Points target (a reference with a tag) at the image source names. */
+int ks_store_tag(struct ks_store *s, const char *source, const char *target, struct ks_error **err);
+/* Removes a tag; ENOENT ("No such image: …") when it does not exist. */
+int ks_store_untag(struct ks_store *s, const char *ref, struct ks_error **err);
+
+/* `docker rmi` for one name: a reference is untagged and its image deleted once no tag is left;
+ * an ID deletes the image, which is refused (EBUSY, Docker's "conflict" message) when several
+ * references name it, unless force; an image a container uses is refused too. Afterwards
+ * unused layers and blobs are collected. *ret_untagged (familiar references) and *ret_deleted
+ * (image IDs) are NULL-terminated vectors owned by the caller; either may be NULL. */
+int ks_store_remove(struct ks_store *s, const char *name, bool force, char ***ret_untagged,
+                    char ***ret_deleted, struct ks_error **err);
+
+/* Collects layers no image uses (directory and row) and blobs nothing references. */
+int ks_store_gc(struct ks_store *s, struct ks_error **err);
+
+/* One image as `images` lists it. */
+struct ks_store_image {
+    char *id;        /* "sha256:<hex>" */
+    char **tags;     /* familiar references "busybox:latest", NULL-terminated */
+    char **digests;  /* familiar "busybox@sha256:…", NULL-terminated */
+    int64_t created; /* the config's creation time, seconds since the epoch */
+    int64_t size;    /* bytes of all the layers unpacked */
+};
+void ks_store_images_free(struct ks_store_image **v);
+KS_DEFINE_CLEANUP(struct ks_store_image **, ks_store_images_free)
+#define _cleanup_store_images_ _cleanup_(ks_store_images_free_p)
+
+/* Every image, newest first, as a NULL-terminated vector owned by the caller
+ * (ks_store_images_free). */
+int ks_store_images(struct ks_store *s, struct ks_store_image ***ret, struct ks_error **err);
+
+/* Docker-compatible `image inspect` JSON of the image with this ID (a full ID, as lookup gives
+ * it). *ret is owned by the caller (json_object_put). */
+int ks_store_inspect_json(struct ks_store *s, const char *id, json_object **ret,
+                          struct ks_error **err);
+
+/* The image's history, newest first, as `docker history` shows it: an array of objects with
+ * Id ("<missing>" for all but the newest), Created (seconds), CreatedBy, Size, Comment. *ret is
+ * owned by the caller. */
+int ks_store_history_json(struct ks_store *s, const char *id, json_object **ret,
+                          struct ks_error **err);
+
+/* --- image configs (store_config.c) --- */
+
+/* Builds the config of an imported one-layer image: changes applied as Docker's import applies
+ * them, the layer's diff_id, a history entry. *ret is owned by the caller. */
+int ks_image_config_import(const char *const *changes, const char *diff_id, const char *comment,
+                           json_object **ret, struct ks_error **err);
+
+/* "2024-05-01T12:00:00.123456789Z" for now, into buf (at least 40 bytes). */
+const char *ks_rfc3339_now(char *buf, size_t len);
+/* Parses an RFC 3339 time into seconds since the epoch; -1 when it is not one. */
+int64_t ks_rfc3339_parse(const char *s);
