@@ -50,4 +50,18 @@ step kiste-runtime kill demo-bg KILL '&&' delete demo-bg
 "$rt" --root "$root" kill demo-bg KILL
 "$rt" --root "$root" delete --force demo-bg
 "$rt" --root "$root" list
+
+# The image store: the same busybox tree imported as an image.
+kiste="$build/src/cli/kiste"
+store="$demo/store"
+rm -rf "$store"
+tar -C "$build/test-fixtures/busybox-rootfs" --exclude=.complete -cf "$demo/busybox.tar" .
+step kiste import busybox.tar busybox:demo --change "'CMD [\"sh\"]'"
+"$kiste" --root "$store" import --change 'CMD ["sh"]' "$demo/busybox.tar" busybox:demo
+step kiste images
+"$kiste" --root "$store" images
+step kiste image inspect --format "'{{.RootFS.Layers}} {{.Config.Cmd}}'" busybox:demo
+"$kiste" --root "$store" image inspect --format '{{.RootFS.Layers}} {{.Config.Cmd}}' busybox:demo
+step kiste rmi busybox:demo
+"$kiste" --root "$store" rmi busybox:demo
 printf '\ndemo finished\n'
