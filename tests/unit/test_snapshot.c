@@ -276,6 +276,8 @@ static void test_layers_and_mounts(void)
 static void test_deep(void)
 {
     _cleanup_error_ struct ks_error *err = NULL;
+    /* Before any goto: a jump must not cross a cleanup variable into its scope. */
+    _cleanup_free_ char *cid = NULL, *merged = NULL;
     char **ids = calloc(DEEP_LAYERS, sizeof(char *));
     bool ok = true;
     for (int i = 0; i < DEEP_LAYERS && ok; i++) {
@@ -320,7 +322,6 @@ static void test_deep(void)
     if (r == 0)
         ks_snapshot_unmount(mnt, &err);
 
-    _cleanup_free_ char *cid = NULL, *merged = NULL;
     r = ks_snapshot_container_create(store, ids[DEEP_LAYERS - 1], &cid, &err);
     if (r == 0)
         r = ks_snapshot_container_mount(store, cid, &merged, &err);
