@@ -2,12 +2,12 @@
 
 #include <ctype.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../base/json.h"
+#include "../base/schema.h"
 #include "ref.h"
 
 /* ---- media types ---- */
@@ -118,141 +118,6 @@ enum ks_layer_compression ks_media_type_compression(enum ks_media_type t)
     return media_class(t) == C_LAYER ? media_types[t].compression : KS_COMPRESSION_NONE;
 }
 
-/* ---- the schema walker (the shape of oci/spec.c's, with the rules image metadata needs) ---- */
-
-enum kind {
-    K_STRING = 1,
-    K_BOOL,
-    K_INT,
-    K_OBJECT, /* members described by .fields; other keys are ignored, as Go does */
-    K_ARRAY,  /* every member described by .elem */
-    K_MAP,    /* arbitrary keys (checked by .key_rule), every value described by .elem */
-};
-
-enum str_rule {
-    S_ANY = 0,
-    S_NONEMPTY,
-    S_DIGEST,
-    S_MEDIA_TYPE, /* RFC 6838 type "/" subtype */
-    S_URL,        /* http or https only: a layer URL must not reach local files */
-    S_ENV,        /* KEY=VALUE with a non-empty KEY */
-    S_RFC3339,
-    S_PORT,   /* "80", "80/tcp", "8000-8010/udp" */
-    S_SIGNAL, /* "SIGTERM", "15", "SIGRTMIN+3" */
-};
-
-struct path {
-    const char *doc; /* "manifest", "image config": the first word of every message */
-    char buf[512];
-    size_t len;
-};
-
-typedef int (*check_fn)(json_object *v, struct path *p, struct ks_error **err);
-
-struct field {
-    const char *name;
-    enum kind kind;
-    bool required;
-    enum str_rule rule;         /* K_STRING; K_MAP: the rule for keys is .key_rule */
-    enum str_rule key_rule;     /* K_MAP */
-    int64_t min;                /* K_INT: inclusive range */
-    int64_t max;                /* K_INT */
-    size_t max_items;           /* K_ARRAY: 0 = no limit beyond the document's size */
-    const char *const *values;  /* K_STRING: the allowed values, NULL-terminated */
-    const struct field *fields; /* K_OBJECT: ended by an entry without a name */
-    const struct field *elem;   /* K_ARRAY, K_MAP */
-    check_fn check;             /* runs after the value passed its own checks */
-};
-
-/* clang-format off */
-#define F_STR(n, ...)          {.name = n, .kind = K_STRING, __VA_ARGS__}
-#define F_BOOL(n, ...)         {.name = n, .kind = K_BOOL, __VA_ARGS__}
-#define F_INT(n, lo, hi, ...)  {.name = n, .kind = K_INT, .min = lo, .max = hi, __VA_ARGS__}
-#define F_OBJ(n, members, ...) {.name = n, .kind = K_OBJECT, .fields = members, __VA_ARGS__}
-#define F_ARR(n, element, ...) {.name = n, .kind = K_ARRAY, .elem = element, __VA_ARGS__}
-#define F_MAP(n, element, ...) {.name = n, .kind = K_MAP, .elem = element, __VA_ARGS__}
-#define F_STRV(n, ...)         F_ARR(n, &elem_string, __VA_ARGS__)
-#define F_END                  {.name = NULL}
-/* clang-format on */
-
-/* Values from the document go into messages a terminal will show: cut them short and replace
- * control characters. */
-static const char *quote(char *buf, size_t size, const char *s, size_t len)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len && n + 4 < size; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[n++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (n < len && n + 4 <= size) {
-        memcpy(buf + n, "...", 3);
-        n += 3;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
-static void path_appendf(struct path *p, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void path_appendf(struct path *p, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(p->buf + p->len, sizeof(p->buf) - p->len, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    p->len += (size_t)n;
-    if (p->len >= sizeof(p->buf))
-        p->len = sizeof(p->buf) - 1;
-}
-
-static size_t path_push_key(struct path *p, const char *key)
-{
-    size_t old = p->len;
-    path_appendf(p, "%s%s", p->len ? "." : "", key);
-    return old;
-}
-
-static size_t path_push_index(struct path *p, size_t i)
-{
-    size_t old = p->len;
-    path_appendf(p, "[%zu]", i);
-    return old;
-}
-
-static size_t path_push_map_key(struct path *p, const char *key)
-{
-    size_t old = p->len;
-    char q[80];
-    path_appendf(p, "[\"%s\"]", quote(q, sizeof(q), key, strlen(key)));
-    return old;
-}
-
-static void path_pop(struct path *p, size_t old)
-{
-    p->len = old;
-    p->buf[old] = '\0';
-}
-
-static int fail_errno(struct ks_error **err, int errnum, const struct path *p, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail_errno(struct ks_error **err, int errnum, const struct path *p, const char *fmt, ...)
-{
-    _cleanup_free_ char *msg = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vasprintf(&msg, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return ks_error_set(err, ENOMEM, "%s", p->doc);
-    if (p->len == 0)
-        return ks_error_set_plain(err, errnum, "%s: %s", p->doc, msg);
-    return ks_error_set_plain(err, errnum, "%s: %s: %s", p->doc, p->buf, msg);
-}
-
-#define fail(err, p, ...) fail_errno(err, EINVAL, p, __VA_ARGS__)
-
 static int oom(struct ks_error **err, const char *doc)
 {
     return ks_error_set(err, ENOMEM, "%s", doc);
@@ -273,14 +138,14 @@ static bool is_restricted_name(const char *s, size_t len)
     return true;
 }
 
-static bool is_media_type(const char *s)
+static bool is_media_type(const char *s, size_t len)
 {
     const char *slash = strchr(s, '/');
     return slash && is_restricted_name(s, (size_t)(slash - s)) &&
            is_restricted_name(slash + 1, strlen(slash + 1));
 }
 
-static bool is_url(const char *s)
+static bool is_url(const char *s, size_t len)
 {
     size_t n = strncmp(s, "https://", 8) == 0 ? 8 : strncmp(s, "http://", 7) == 0 ? 7 : 0;
     if (n == 0 || s[n] == '\0' || s[n] == '/')
@@ -370,7 +235,7 @@ static bool parse_port_number(const char **s)
     return v <= 65535;
 }
 
-static bool is_port(const char *s)
+static bool is_port(const char *s, size_t len)
 {
     if (!parse_port_number(&s))
         return false;
@@ -390,194 +255,44 @@ static bool is_signal(const char *s, size_t len)
     return len > 0 && len <= 32 && strspn(s, chars) == len;
 }
 
-static int check_rule(enum str_rule rule, const char *s, size_t len, struct path *p,
-                      struct ks_error **err)
-{
-    char q[80];
-    int64_t t;
-    /* Strings end up in C APIs (paths, argv, env, file names): an embedded NUL would cut them. */
-    if (strlen(s) != len)
-        return fail(err, p, "contains a NUL byte");
-    switch (rule) {
-    case S_ANY:
-        return 0;
-    case S_NONEMPTY:
-        return len ? 0 : fail(err, p, "must not be empty");
-    case S_DIGEST:
-        if (ks_is_digest(s))
-            return 0;
-        return fail(err, p,
-                    "invalid digest `%s` (sha256: with 64 or sha512: with 128 lower-case "
-                    "hex digits expected)",
-                    quote(q, sizeof(q), s, len));
-    case S_MEDIA_TYPE:
-        return is_media_type(s)
-                   ? 0
-                   : fail(err, p, "invalid media type `%s`", quote(q, sizeof(q), s, len));
-    case S_URL:
-        return is_url(s) ? 0
-                         : fail(err, p, "invalid URL `%s` (http or https expected)",
-                                quote(q, sizeof(q), s, len));
-    case S_ENV: {
-        const char *eq = strchr(s, '=');
-        if (eq == NULL || eq == s)
-            return fail(err, p, "expected KEY=VALUE, not `%s`", quote(q, sizeof(q), s, len));
-        return 0;
-    }
-    case S_RFC3339:
-        return parse_rfc3339(s, &t)
-                   ? 0
-                   : fail(err, p, "invalid RFC 3339 time `%s`", quote(q, sizeof(q), s, len));
-    case S_PORT:
-        return is_port(s) ? 0 : fail(err, p, "invalid port `%s`", quote(q, sizeof(q), s, len));
-    case S_SIGNAL:
-        return is_signal(s, len) ? 0
-                                 : fail(err, p, "invalid signal `%s`", quote(q, sizeof(q), s, len));
-    }
-    return 0;
-}
-
-/* ---- the walk ---- */
-
-static int check_field(const struct field *f, json_object *v, struct path *p,
-                       struct ks_error **err);
-
-static int check_string(const struct field *f, json_object *v, struct path *p,
-                        struct ks_error **err)
-{
-    if (!json_object_is_type(v, json_type_string))
-        return fail(err, p, "expected a string");
-    const char *s = json_object_get_string(v);
-    size_t len = (size_t)json_object_get_string_len(v);
-    int r = check_rule(f->rule, s, len, p, err);
-    if (r < 0)
-        return r;
-    if (f->values) {
-        for (const char *const *a = f->values; *a; a++)
-            if (strcmp(s, *a) == 0)
-                return 0;
-        char q[80];
-        return fail(err, p, "unsupported value `%s`", quote(q, sizeof(q), s, len));
-    }
-    return 0;
-}
-
-static int check_int(const struct field *f, json_object *v, struct path *p, struct ks_error **err)
-{
-    if (!json_object_is_type(v, json_type_int))
-        return fail(err, p, "expected an integer");
-    /* json-c keeps integers as int64 or, above INT64_MAX, as uint64. */
-    int64_t s = json_object_get_int64(v);
-    if (s == INT64_MAX && json_object_get_uint64(v) > (uint64_t)INT64_MAX)
-        return fail(err, p, "%" PRIu64 " is out of range (%" PRId64 " to %" PRId64 ")",
-                    json_object_get_uint64(v), f->min, f->max);
-    if (s < f->min || s > f->max)
-        return fail(err, p, "%" PRId64 " is out of range (%" PRId64 " to %" PRId64 ")", s, f->min,
-                    f->max);
-    return 0;
-}
-
-static int check_object(const struct field *f, json_object *v, struct path *p,
-                        struct ks_error **err)
-{
-    if (!json_object_is_type(v, json_type_object))
-        return fail(err, p, "expected an object");
-    for (const struct field *m = f->fields; m && m->name; m++) {
-        json_object *mv = NULL;
-        size_t old = path_push_key(p, m->name);
-        int r = 0;
-        /* A null member counts as absent, as it does for Go's encoding/json. */
-        if (!json_object_object_get_ex(v, m->name, &mv) || mv == NULL)
-            r = m->required ? fail(err, p, "required but missing") : 0;
-        else
-            r = check_field(m, mv, p, err);
-        path_pop(p, old);
-        if (r < 0)
-            return r;
-    }
-    return 0;
-}
-
-static int check_array(const struct field *f, json_object *v, struct path *p, struct ks_error **err)
-{
-    if (!json_object_is_type(v, json_type_array))
-        return fail(err, p, "expected an array");
-    size_t n = json_object_array_length(v);
-    if (f->max_items && n > f->max_items)
-        return fail(err, p, "%zu entries, more than the limit of %zu", n, f->max_items);
-    for (size_t i = 0; i < n; i++) {
-        size_t old = path_push_index(p, i);
-        int r = check_field(f->elem, json_object_array_get_idx(v, i), p, err);
-        path_pop(p, old);
-        if (r < 0)
-            return r;
-    }
-    return 0;
-}
-
-static int check_map(const struct field *f, json_object *v, struct path *p, struct ks_error **err)
-{
-    if (!json_object_is_type(v, json_type_object))
-        return fail(err, p, "expected an object");
-    json_object_object_foreach(v, key, val)
-    {
-        size_t old = path_push_map_key(p, key);
-        int r = check_rule(f->key_rule, key, strlen(key), p, err);
-        if (r == 0)
-            r = check_field(f->elem, val, p, err);
-        path_pop(p, old);
-        if (r < 0)
-            return r;
-    }
-    return 0;
-}
-
-static int check_field(const struct field *f, json_object *v, struct path *p, struct ks_error **err)
-{
-    int r = 0;
-    /* Members of arrays and maps reach here as NULL when they are JSON null. */
-    if (v == NULL)
-        return fail(err, p, "unexpected null");
-    switch (f->kind) {
-    case K_STRING:
-        r = check_string(f, v, p, err);
-        break;
-    case K_BOOL:
-        if (!json_object_is_type(v, json_type_boolean))
-            r = fail(err, p, "expected a boolean");
-        break;
-    case K_INT:
-        r = check_int(f, v, p, err);
-        break;
-    case K_OBJECT:
-        r = check_object(f, v, p, err);
-        break;
-    case K_ARRAY:
-        r = check_array(f, v, p, err);
-        break;
-    case K_MAP:
-        r = check_map(f, v, p, err);
-        break;
-    }
-    if (r < 0)
-        return r;
-    return f->check ? f->check(v, p, err) : 0;
-}
-
 /* ---- the schemas ---- */
 
-static int check_descriptor(json_object *v, struct path *p, struct ks_error **err);
-static int check_healthcheck(json_object *v, struct path *p, struct ks_error **err);
+static bool is_digest(const char *s, size_t len)
+{
+    return ks_is_digest(s);
+}
 
-static const struct field elem_string = {.kind = K_STRING};
-static const struct field elem_url = {.kind = K_STRING, .rule = S_URL};
-static const struct field elem_env = {.kind = K_STRING, .rule = S_ENV};
-static const struct field elem_digest = {.kind = K_STRING, .rule = S_DIGEST};
-static const struct field elem_any_object = {.kind = K_OBJECT};
+static bool is_rfc3339(const char *s, size_t len)
+{
+    int64_t t;
+    return parse_rfc3339(s, &t);
+}
 
-static const struct field platform_fields[] = {
-    F_STR("architecture", .required = true, .rule = S_NONEMPTY),
-    F_STR("os", .required = true, .rule = S_NONEMPTY),
+static const struct ks_schema_format format_digest = {
+    .valid = is_digest,
+    .what = "digest",
+    .hint = " (sha256: with 64 or sha512: with 128 lower-case hex digits expected)"};
+static const struct ks_schema_format format_media_type = {.valid = is_media_type,
+                                                          .what = "media type"};
+static const struct ks_schema_format format_url = {
+    .valid = is_url, .what = "URL", .hint = " (http or https expected)"};
+static const struct ks_schema_format format_rfc3339 = {.valid = is_rfc3339,
+                                                       .what = "RFC 3339 time"};
+static const struct ks_schema_format format_port = {.valid = is_port, .what = "port"};
+static const struct ks_schema_format format_signal = {.valid = is_signal, .what = "signal"};
+
+static int check_descriptor(json_object *v, struct ks_schema_path *p, struct ks_error **err);
+static int check_healthcheck(json_object *v, struct ks_schema_path *p, struct ks_error **err);
+
+static const struct ks_schema_field elem_url = {.kind = KS_SCHEMA_STRING, .format = &format_url};
+static const struct ks_schema_field elem_env = {.kind = KS_SCHEMA_STRING, .rule = KS_RULE_ENV};
+static const struct ks_schema_field elem_digest = {.kind = KS_SCHEMA_STRING,
+                                                   .format = &format_digest};
+static const struct ks_schema_field elem_any_object = {.kind = KS_SCHEMA_OBJECT};
+
+static const struct ks_schema_field platform_fields[] = {
+    F_STR("architecture", .required = true, .rule = KS_RULE_NONEMPTY),
+    F_STR("os", .required = true, .rule = KS_RULE_NONEMPTY),
     F_STR("variant"),
     F_STR("os.version"),
     F_STRV("os.features"),
@@ -588,57 +303,57 @@ static const struct field platform_fields[] = {
 /* A descriptor's size is bounded by what it points at: a manifest or config is read into
  * memory, a layer is streamed. */
 #define DESCRIPTOR_FIELDS(limit)                                                                   \
-    F_STR("mediaType", .required = true, .rule = S_MEDIA_TYPE),                                    \
-        F_STR("digest", .required = true, .rule = S_DIGEST),                                       \
+    F_STR("mediaType", .required = true, .format = &format_media_type),                            \
+        F_STR("digest", .required = true, .format = &format_digest),                               \
         F_INT("size", 0, limit, .required = true), F_ARR("urls", &elem_url),                       \
-        F_MAP("annotations", &elem_string), F_STR("artifactType", .rule = S_MEDIA_TYPE),           \
-        F_STR("data")
+        F_MAP("annotations", &ks_schema_elem_string),                                              \
+        F_STR("artifactType", .format = &format_media_type), F_STR("data")
 
-static const struct field config_desc_fields[] = {
+static const struct ks_schema_field config_desc_fields[] = {
     DESCRIPTOR_FIELDS((int64_t)KS_IMAGE_CONFIG_MAX_SIZE),
     F_END,
 };
-static const struct field layer_desc_fields[] = {
+static const struct ks_schema_field layer_desc_fields[] = {
     DESCRIPTOR_FIELDS(KS_LAYER_MAX_SIZE),
     F_END,
 };
-static const struct field subject_desc_fields[] = {
+static const struct ks_schema_field subject_desc_fields[] = {
     DESCRIPTOR_FIELDS((int64_t)KS_MANIFEST_MAX_SIZE),
     F_END,
 };
-static const struct field manifest_desc_fields[] = {
+static const struct ks_schema_field manifest_desc_fields[] = {
     DESCRIPTOR_FIELDS((int64_t)KS_MANIFEST_MAX_SIZE),
     F_OBJ("platform", platform_fields),
     F_END,
 };
 
-static const struct field elem_layer = {
-    .kind = K_OBJECT, .fields = layer_desc_fields, .check = check_descriptor};
-static const struct field elem_manifest = {
-    .kind = K_OBJECT, .fields = manifest_desc_fields, .check = check_descriptor};
+static const struct ks_schema_field elem_layer = {
+    .kind = KS_SCHEMA_OBJECT, .fields = layer_desc_fields, .check = check_descriptor};
+static const struct ks_schema_field elem_manifest = {
+    .kind = KS_SCHEMA_OBJECT, .fields = manifest_desc_fields, .check = check_descriptor};
 
-static const struct field image_manifest_fields[] = {
+static const struct ks_schema_field image_manifest_fields[] = {
     F_INT("schemaVersion", INT64_MIN, INT64_MAX, .required = true),
-    F_STR("mediaType", .rule = S_MEDIA_TYPE),
-    F_STR("artifactType", .rule = S_MEDIA_TYPE),
+    F_STR("mediaType", .format = &format_media_type),
+    F_STR("artifactType", .format = &format_media_type),
     F_OBJ("config", config_desc_fields, .required = true, .check = check_descriptor),
     F_ARR("layers", &elem_layer, .required = true, .max_items = KS_MANIFEST_MAX_ITEMS),
     F_OBJ("subject", subject_desc_fields, .check = check_descriptor),
-    F_MAP("annotations", &elem_string),
+    F_MAP("annotations", &ks_schema_elem_string),
     F_END,
 };
 
-static const struct field index_fields[] = {
+static const struct ks_schema_field index_fields[] = {
     F_INT("schemaVersion", INT64_MIN, INT64_MAX, .required = true),
-    F_STR("mediaType", .rule = S_MEDIA_TYPE),
-    F_STR("artifactType", .rule = S_MEDIA_TYPE),
+    F_STR("mediaType", .format = &format_media_type),
+    F_STR("artifactType", .format = &format_media_type),
     F_ARR("manifests", &elem_manifest, .required = true, .max_items = KS_MANIFEST_MAX_ITEMS),
     F_OBJ("subject", subject_desc_fields, .check = check_descriptor),
-    F_MAP("annotations", &elem_string),
+    F_MAP("annotations", &ks_schema_elem_string),
     F_END,
 };
 
-static const struct field healthcheck_fields[] = {
+static const struct ks_schema_field healthcheck_fields[] = {
     F_STRV("Test"),
     F_INT("Interval", 0, INT64_MAX),
     F_INT("Timeout", 0, INT64_MAX),
@@ -649,16 +364,16 @@ static const struct field healthcheck_fields[] = {
 };
 
 /* Docker writes more (Hostname, Image, AttachStdin …): they are left alone. */
-static const struct field container_config_fields[] = {
+static const struct ks_schema_field container_config_fields[] = {
     F_STR("User"),
-    F_MAP("ExposedPorts", &elem_any_object, .key_rule = S_PORT),
+    F_MAP("ExposedPorts", &elem_any_object, .key_format = &format_port),
     F_ARR("Env", &elem_env),
     F_STRV("Entrypoint"),
     F_STRV("Cmd"),
-    F_MAP("Volumes", &elem_any_object, .key_rule = S_NONEMPTY),
+    F_MAP("Volumes", &elem_any_object, .key_rule = KS_RULE_NONEMPTY),
     F_STR("WorkingDir"),
-    F_MAP("Labels", &elem_string),
-    F_STR("StopSignal", .rule = S_SIGNAL),
+    F_MAP("Labels", &ks_schema_elem_string),
+    F_STR("StopSignal", .format = &format_signal),
     F_OBJ("Healthcheck", healthcheck_fields, .check = check_healthcheck),
     F_BOOL("ArgsEscaped"),
     F_STRV("OnBuild"),
@@ -668,14 +383,14 @@ static const struct field container_config_fields[] = {
 
 static const char *const rootfs_types[] = {"layers", NULL};
 
-static const struct field rootfs_fields[] = {
+static const struct ks_schema_field rootfs_fields[] = {
     F_STR("type", .required = true, .values = rootfs_types),
     F_ARR("diff_ids", &elem_digest, .required = true, .max_items = KS_MANIFEST_MAX_ITEMS),
     F_END,
 };
 
-static const struct field history_fields[] = {
-    F_STR("created", .rule = S_RFC3339),
+static const struct ks_schema_field history_fields[] = {
+    F_STR("created", .format = &format_rfc3339),
     F_STR("created_by"),
     F_STR("author"),
     F_STR("comment"),
@@ -683,17 +398,17 @@ static const struct field history_fields[] = {
     F_END,
 };
 
-static const struct field image_config_fields[] = {
-    F_STR("architecture", .required = true, .rule = S_NONEMPTY),
-    F_STR("os", .required = true, .rule = S_NONEMPTY),
+static const struct ks_schema_field image_config_fields[] = {
+    F_STR("architecture", .required = true, .rule = KS_RULE_NONEMPTY),
+    F_STR("os", .required = true, .rule = KS_RULE_NONEMPTY),
     F_STR("variant"),
     F_STR("os.version"),
     F_STRV("os.features"),
-    F_STR("created", .rule = S_RFC3339),
+    F_STR("created", .format = &format_rfc3339),
     F_STR("author"),
     F_OBJ("config", container_config_fields),
     F_OBJ("rootfs", rootfs_fields, .required = true),
-    F_ARR("history", &(const struct field){.kind = K_OBJECT, .fields = history_fields}),
+    F_ARR("history", F_ELEM_OBJ(history_fields)),
     F_END,
 };
 
@@ -706,7 +421,7 @@ static int base64_value(char c)
 }
 
 /* Embedded data is the blob itself: it must be standard base64 of exactly size bytes. */
-static int check_descriptor(json_object *v, struct path *p, struct ks_error **err)
+static int check_descriptor(json_object *v, struct ks_schema_path *p, struct ks_error **err)
 {
     const char *data = ks_json_str(v, "data");
     if (data == NULL)
@@ -719,18 +434,18 @@ static int check_descriptor(json_object *v, struct path *p, struct ks_error **er
         else
             ok = base64_value(data[i]) >= 0 && pad == 0;
     }
-    size_t old = path_push_key(p, "data");
+    size_t old = ks_schema_push_key(p, "data");
     int r = 0;
     if (!ok)
-        r = fail(err, p, "invalid base64");
+        r = ks_schema_fail(err, p, "invalid base64");
     else if ((int64_t)(len / 4 * 3 - pad) != ks_json_int(v, "size", -1))
-        r = fail(err, p, "holds %zu bytes, but size says %" PRId64, len / 4 * 3 - pad,
-                 ks_json_int(v, "size", -1));
-    path_pop(p, old);
+        r = ks_schema_fail(err, p, "holds %zu bytes, but size says %" PRId64, len / 4 * 3 - pad,
+                           ks_json_int(v, "size", -1));
+    ks_schema_pop(p, old);
     return r;
 }
 
-static int check_healthcheck(json_object *v, struct path *p, struct ks_error **err)
+static int check_healthcheck(json_object *v, struct ks_schema_path *p, struct ks_error **err)
 {
     static const char *const kinds[] = {"NONE", "CMD", "CMD-SHELL", NULL};
     json_object *test = ks_json_get_type(v, "Test", json_type_array);
@@ -741,11 +456,12 @@ static int check_healthcheck(json_object *v, struct path *p, struct ks_error **e
         if (strcmp(first, *k) == 0)
             return 0;
     char q[80];
-    size_t old = path_push_key(p, "Test");
-    path_push_index(p, 0);
-    int r = fail(err, p, "unknown health check kind `%s` (NONE, CMD or CMD-SHELL expected)",
-                 quote(q, sizeof(q), first, strlen(first)));
-    path_pop(p, old);
+    size_t old = ks_schema_push_key(p, "Test");
+    ks_schema_push_index(p, 0);
+    int r =
+        ks_schema_fail(err, p, "unknown health check kind `%s` (NONE, CMD or CMD-SHELL expected)",
+                       ks_schema_quote(q, sizeof(q), first, strlen(first)));
+    ks_schema_pop(p, old);
     return r;
 }
 
@@ -902,16 +618,17 @@ static bool is_generic_type(const char *s)
 #define SCHEMA1_MSG "schema 1 manifests are not supported"
 
 /* The content type's verdict: KS_MEDIA_UNKNOWN for "look at the document". */
-static int content_type_kind(const char *content_type, struct path *p, enum ks_media_type *ret,
-                             struct ks_error **err)
+static int content_type_kind(const char *content_type, struct ks_schema_path *p,
+                             enum ks_media_type *ret, struct ks_error **err)
 {
     char buf[256], q[80];
     *ret = KS_MEDIA_UNKNOWN;
     if (content_type == NULL)
         return 0;
     if (!normalize_content_type(content_type, buf, sizeof(buf)))
-        return fail_errno(err, ENOTSUP, p, "unsupported content type `%s`",
-                          quote(q, sizeof(q), content_type, strlen(content_type)));
+        return ks_schema_fail_errno(
+            err, ENOTSUP, p, "unsupported content type `%s`",
+            ks_schema_quote(q, sizeof(q), content_type, strlen(content_type)));
     if (is_generic_type(buf))
         return 0;
     enum ks_media_type t = ks_media_type_from_string(buf);
@@ -921,19 +638,19 @@ static int content_type_kind(const char *content_type, struct path *p, enum ks_m
         *ret = t;
         return 0;
     case C_SCHEMA1:
-        return fail_errno(err, ENOTSUP, p, SCHEMA1_MSG);
+        return ks_schema_fail_errno(err, ENOTSUP, p, SCHEMA1_MSG);
     case C_NONE:
-        return fail_errno(err, ENOTSUP, p, "unsupported content type `%s`",
-                          quote(q, sizeof(q), buf, strlen(buf)));
+        return ks_schema_fail_errno(err, ENOTSUP, p, "unsupported content type `%s`",
+                                    ks_schema_quote(q, sizeof(q), buf, strlen(buf)));
     default:
-        return fail_errno(err, ENOTSUP, p, "content type `%s` is not a manifest or index",
-                          quote(q, sizeof(q), buf, strlen(buf)));
+        return ks_schema_fail_errno(err, ENOTSUP, p, "content type `%s` is not a manifest or index",
+                                    ks_schema_quote(q, sizeof(q), buf, strlen(buf)));
     }
 }
 
 /* The document's own verdict, from mediaType, schemaVersion and, without a mediaType, its shape
  * (as the OCI spec permits for image manifests and indexes written before 1.1). */
-static int document_kind(json_object *root, enum ks_media_type ct, struct path *p,
+static int document_kind(json_object *root, enum ks_media_type ct, struct ks_schema_path *p,
                          enum ks_media_type *ret, struct ks_error **err)
 {
     char q[80];
@@ -941,40 +658,41 @@ static int document_kind(json_object *root, enum ks_media_type ct, struct path *
     const char *mts = NULL;
     enum ks_media_type t = KS_MEDIA_UNKNOWN;
     if (mt) {
-        size_t old = path_push_key(p, "mediaType");
+        size_t old = ks_schema_push_key(p, "mediaType");
         int r = 0;
         if (!json_object_is_type(mt, json_type_string)) {
-            r = fail(err, p, "expected a string");
+            r = ks_schema_fail(err, p, "expected a string");
         } else {
             mts = json_object_get_string(mt);
             t = ks_media_type_from_string(mts);
             if (media_class(t) == C_SCHEMA1)
-                r = fail_errno(err, ENOTSUP, p, SCHEMA1_MSG);
+                r = ks_schema_fail_errno(err, ENOTSUP, p, SCHEMA1_MSG);
             else if (media_class(t) != C_MANIFEST && media_class(t) != C_INDEX)
-                r = fail_errno(err, ENOTSUP, p, "unsupported manifest media type `%s`",
-                               quote(q, sizeof(q), mts, strlen(mts)));
+                r = ks_schema_fail_errno(err, ENOTSUP, p, "unsupported manifest media type `%s`",
+                                         ks_schema_quote(q, sizeof(q), mts, strlen(mts)));
             else if (ct != KS_MEDIA_UNKNOWN && ct != t)
-                r = fail(err, p, "`%s` does not match the content type `%s`", mts,
-                         ks_media_type_name(ct));
+                r = ks_schema_fail(err, p, "`%s` does not match the content type `%s`", mts,
+                                   ks_media_type_name(ct));
         }
-        path_pop(p, old);
+        ks_schema_pop(p, old);
         if (r < 0)
             return r;
     }
 
     json_object *sv = ks_json_get(root, "schemaVersion");
-    size_t old = path_push_key(p, "schemaVersion");
+    size_t old = ks_schema_push_key(p, "schemaVersion");
     int r = 0;
     if (sv == NULL)
-        r = fail(err, p, "required but missing");
+        r = ks_schema_fail(err, p, "required but missing");
     else if (!json_object_is_type(sv, json_type_int))
-        r = fail(err, p, "expected an integer");
+        r = ks_schema_fail(err, p, "expected an integer");
     else if (json_object_get_int64(sv) == 1)
-        r = fail_errno(err, ENOTSUP, p, SCHEMA1_MSG);
+        r = ks_schema_fail_errno(err, ENOTSUP, p, SCHEMA1_MSG);
     else if (json_object_get_int64(sv) != 2)
-        r = fail_errno(err, ENOTSUP, p, "unsupported schema version %" PRId64 " (expected 2)",
-                       json_object_get_int64(sv));
-    path_pop(p, old);
+        r = ks_schema_fail_errno(err, ENOTSUP, p,
+                                 "unsupported schema version %" PRId64 " (expected 2)",
+                                 json_object_get_int64(sv));
+    ks_schema_pop(p, old);
     if (r < 0)
         return r;
 
@@ -982,9 +700,9 @@ static int document_kind(json_object *root, enum ks_media_type ct, struct path *
         t = ct;
     /* Docker's types always carry mediaType; only OCI documents may leave it out. */
     if (mt == NULL && (t == KS_MEDIA_DOCKER_MANIFEST || t == KS_MEDIA_DOCKER_MANIFEST_LIST)) {
-        old = path_push_key(p, "mediaType");
-        r = fail(err, p, "required for %s", ks_media_type_name(t));
-        path_pop(p, old);
+        old = ks_schema_push_key(p, "mediaType");
+        r = ks_schema_fail(err, p, "required for %s", ks_media_type_name(t));
+        ks_schema_pop(p, old);
         return r;
     }
 
@@ -993,37 +711,38 @@ static int document_kind(json_object *root, enum ks_media_type ct, struct path *
     bool has_manifests = ks_json_get(root, "manifests") != NULL;
     bool has_image = ks_json_get(root, "config") != NULL || ks_json_get(root, "layers") != NULL;
     if (has_manifests && has_image)
-        return fail(err, p, "ambiguous document: has both `manifests` and `config`/`layers`");
+        return ks_schema_fail(err, p,
+                              "ambiguous document: has both `manifests` and `config`/`layers`");
     if (t == KS_MEDIA_UNKNOWN) {
         if (!has_manifests && !has_image)
-            return fail(err, p,
-                        "cannot tell the document type: no mediaType, and neither "
-                        "`manifests` nor `config`/`layers`");
+            return ks_schema_fail(err, p,
+                                  "cannot tell the document type: no mediaType, and neither "
+                                  "`manifests` nor `config`/`layers`");
         t = has_manifests ? KS_MEDIA_OCI_INDEX : KS_MEDIA_OCI_MANIFEST;
     }
     if (media_class(t) == C_MANIFEST && has_manifests)
-        return fail(err, p, "`manifests` is not allowed in an image manifest");
+        return ks_schema_fail(err, p, "`manifests` is not allowed in an image manifest");
     if (media_class(t) == C_INDEX && has_image)
-        return fail(err, p, "`config`/`layers` are not allowed in an index");
+        return ks_schema_fail(err, p, "`config`/`layers` are not allowed in an index");
     *ret = t;
     return 0;
 }
 
-static int fail_at(struct ks_error **err, struct path *p, const char *array, size_t i,
+static int fail_at(struct ks_error **err, struct ks_schema_path *p, const char *array, size_t i,
                    const char *key, const char *fmt, const char *value)
 {
     char q[80];
-    size_t old = path_push_key(p, array);
+    size_t old = ks_schema_push_key(p, array);
     if (i != SIZE_MAX)
-        path_push_index(p, i);
-    path_push_key(p, key);
-    int r = fail(err, p, fmt, quote(q, sizeof(q), value, strlen(value)));
-    path_pop(p, old);
+        ks_schema_push_index(p, i);
+    ks_schema_push_key(p, key);
+    int r = ks_schema_fail(err, p, fmt, ks_schema_quote(q, sizeof(q), value, strlen(value)));
+    ks_schema_pop(p, old);
     return r;
 }
 
 /* What the media types of the parts must be, beyond their syntax. */
-static int check_parts(const struct ks_manifest *m, struct path *p, struct ks_error **err)
+static int check_parts(const struct ks_manifest *m, struct ks_schema_path *p, struct ks_error **err)
 {
     if (m->kind == KS_MANIFEST_IMAGE) {
         bool image = ks_media_type_is_config(m->config.type);
@@ -1071,7 +790,7 @@ static int manifest_fill(struct ks_manifest *m)
 int ks_manifest_parse(const char *buf, size_t len, const char *content_type,
                       struct ks_manifest **ret, struct ks_error **err)
 {
-    struct path p = {.doc = "manifest"};
+    struct ks_schema_path p = {.doc = "manifest"};
     if (len > KS_MANIFEST_MAX_SIZE)
         return ks_error_set_plain(err, EFBIG, "manifest: %zu bytes, larger than the limit of %zu",
                                   len, KS_MANIFEST_MAX_SIZE);
@@ -1085,15 +804,15 @@ int ks_manifest_parse(const char *buf, size_t len, const char *content_type,
     if (r < 0)
         return ks_error_wrap(err, "manifest");
     if (!json_object_is_type(root, json_type_object))
-        return fail(err, &p, "expected an object");
+        return ks_schema_fail(err, &p, "expected an object");
     r = document_kind(root, ct, &p, &t, err);
     if (r < 0)
         return r;
 
     bool index = media_class(t) == C_INDEX;
-    const struct field schema = {.kind = K_OBJECT,
-                                 .fields = index ? index_fields : image_manifest_fields};
-    r = check_field(&schema, root, &p, err);
+    const struct ks_schema_field schema = {.kind = KS_SCHEMA_OBJECT,
+                                           .fields = index ? index_fields : image_manifest_fields};
+    r = ks_schema_check(&schema, root, &p, err);
     if (r < 0)
         return r;
 
@@ -1214,10 +933,11 @@ static void append_platform(char *buf, size_t size, size_t *len, const struct ks
     if (*len >= size - 1)
         return;
     int n = snprintf(buf + *len, size - *len, "%s%s/%s%s%s", *len ? ", " : "",
-                     quote(q1, sizeof(q1), pl->os, strlen(pl->os)),
-                     quote(q2, sizeof(q2), pl->architecture, strlen(pl->architecture)),
+                     ks_schema_quote(q1, sizeof(q1), pl->os, strlen(pl->os)),
+                     ks_schema_quote(q2, sizeof(q2), pl->architecture, strlen(pl->architecture)),
                      pl->variant ? "/" : "",
-                     pl->variant ? quote(q3, sizeof(q3), pl->variant, strlen(pl->variant)) : "");
+                     pl->variant ? ks_schema_quote(q3, sizeof(q3), pl->variant, strlen(pl->variant))
+                                 : "");
     if (n > 0)
         *len = *len + (size_t)n >= size ? size - 1 : *len + (size_t)n;
 }
@@ -1365,7 +1085,7 @@ static int image_config_fill(struct ks_image_config *c)
 int ks_image_config_parse(const char *buf, size_t len, struct ks_image_config **ret,
                           struct ks_error **err)
 {
-    struct path p = {.doc = "image config"};
+    struct ks_schema_path p = {.doc = "image config"};
     if (len > KS_IMAGE_CONFIG_MAX_SIZE)
         return ks_error_set_plain(err, EFBIG,
                                   "image config: %zu bytes, larger than the limit of %zu", len,
@@ -1374,8 +1094,9 @@ int ks_image_config_parse(const char *buf, size_t len, struct ks_image_config **
     int r = ks_json_parse(buf, len, &root, err);
     if (r < 0)
         return ks_error_wrap(err, "image config");
-    static const struct field schema = {.kind = K_OBJECT, .fields = image_config_fields};
-    r = check_field(&schema, root, &p, err);
+    static const struct ks_schema_field schema = {.kind = KS_SCHEMA_OBJECT,
+                                                  .fields = image_config_fields};
+    r = ks_schema_check(&schema, root, &p, err);
     if (r < 0)
         return r;
 
@@ -1385,7 +1106,8 @@ int ks_image_config_parse(const char *buf, size_t len, struct ks_image_config **
     c->json = TAKE_PTR(root);
     r = image_config_fill(c);
     if (r < 0)
-        return r == -ENOMEM ? oom(err, "image config") : fail(err, &p, "inconsistent document");
+        return r == -ENOMEM ? oom(err, "image config")
+                            : ks_schema_fail(err, &p, "inconsistent document");
     *ret = TAKE_PTR(c);
     return 0;
 }
