@@ -11,6 +11,8 @@
 
 #include <json-c/json.h>
 
+#include "clock.h"
+
 static struct {
     ks_log_sink_fn fn;
     void *userdata;
@@ -65,20 +67,10 @@ void ks_log_sink_stderr(enum ks_log_level level, const char *msg, void *userdata
     dprintf(STDERR_FILENO, "%s: %s: %s\n", prog, ks_log_level_name(level), msg);
 }
 
-static void now_rfc3339(char *buf, size_t len)
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, len - n, ".%09ldZ", ts.tv_nsec);
-}
-
 void ks_log_sink_text_fd(enum ks_log_level level, const char *msg, void *userdata)
 {
     char ts[64];
-    now_rfc3339(ts, sizeof(ts));
+    ks_rfc3339_now(ts, sizeof(ts));
     dprintf((int)(intptr_t)userdata, "time=\"%s\" level=%s msg=\"%s\"\n", ts,
             ks_log_level_name(level), msg);
 }
@@ -86,7 +78,7 @@ void ks_log_sink_text_fd(enum ks_log_level level, const char *msg, void *userdat
 void ks_log_sink_json_fd(enum ks_log_level level, const char *msg, void *userdata)
 {
     char ts[64];
-    now_rfc3339(ts, sizeof(ts));
+    ks_rfc3339_now(ts, sizeof(ts));
     json_object *o = json_object_new_object();
     json_object_object_add(o, "level", json_object_new_string(ks_log_level_name(level)));
     json_object_object_add(o, "msg", json_object_new_string(msg));

@@ -47,6 +47,19 @@ int ks_sync_recv(int fd, struct ks_sync_msg *msg)
     }
 }
 
+int ks_sync_recv_ok(int fd, int error_type, const char *gone, struct ks_sync_msg *msg,
+                    struct ks_error **err)
+{
+    int r = ks_sync_recv(fd, msg);
+    if (r == -EPIPE)
+        return ks_error_set_plain(err, ECHILD, "%s", gone);
+    if (r < 0)
+        return ks_error_set(err, -r, "%s", gone);
+    if (msg->type == error_type)
+        return ks_error_set_plain(err, msg->errnum, "%s", msg->text);
+    return 0;
+}
+
 int ks_send_fd(int sock, int fd)
 {
     char byte = 0;

@@ -18,6 +18,10 @@ struct ks_sync_msg {
 int ks_sync_send(int fd, int type, int errnum, const char *text);
 /* Receives one message; -EPIPE when the peer closed the socket without sending one. */
 int ks_sync_recv(int fd, struct ks_sync_msg *msg);
+/* Receives one message that is not an error: a message of error_type becomes *err with the
+ * peer's errno and text, a closed socket the message `gone`. */
+int ks_sync_recv_ok(int fd, int error_type, const char *gone, struct ks_sync_msg *msg,
+                    struct ks_error **err);
 /* Sends an error in its {errno, message} form. */
 int ks_sync_send_error(int fd, int type, const struct ks_error *e);
 

@@ -9,6 +9,7 @@
 
 #include <openssl/evp.h>
 
+#include "../base/hash.h"
 #include "../base/cleanup.h"
 #include "../base/fs.h"
 #include "../base/log.h"
@@ -693,17 +694,10 @@ static char *chain_id_next(const char *parent, const char *diff_id)
     int len = asprintf(&in, "%s %s", parent, diff_id);
     if (len < 0)
         return NULL;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    if (!EVP_Digest(in, (size_t)len, md, &mdlen, EVP_sha256(), NULL))
+    char out[KS_SHA256_DIGEST_LEN];
+    if (ks_sha256_hex(in, (size_t)len, out) < 0)
         return NULL;
-    char *out = malloc(sizeof("sha256:") + 2 * mdlen);
-    if (out == NULL)
-        return NULL;
-    strcpy(out, "sha256:");
-    for (unsigned i = 0; i < mdlen; i++)
-        snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
-    return out;
+    return strdup(out);
 }
 
 /* The reference an image holds is on its top layer; the layers below are kept by being

@@ -61,16 +61,6 @@ struct ks_blob_writer {
     enum writer_state state;
 };
 
-static void to_hex(const unsigned char *md, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[md[i] >> 4];
-        out[2 * i + 1] = digits[md[i] & 0xf];
-    }
-    out[2 * n] = '\0';
-}
-
 /* Validates digest and splits it; *ret_hex points into digest. Only what ks_is_digest accepts
  * gets here, so the hex part is a plain file name: no '/', no "..". */
 static int parse_digest(const char *digest, enum blob_alg *ret_alg, const char **ret_hex,
@@ -88,17 +78,6 @@ static int parse_digest(const char *digest, enum blob_alg *ret_alg, const char *
         }
     }
     return ks_error_msg(err, "unsupported digest algorithm in `%s`", digest);
-}
-
-int ks_sha256_hex(const void *buf, size_t len, char out[static KS_SHA256_DIGEST_LEN])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    if (!EVP_Digest(buf, len, md, &md_len, EVP_sha256(), NULL))
-        return -ENOMEM;
-    memcpy(out, "sha256:", 7);
-    to_hex(md, md_len, out + 7);
-    return 0;
 }
 
 void ks_blobstore_free(struct ks_blobstore *store)
@@ -301,7 +280,7 @@ int ks_blob_writer_commit(struct ks_blob_writer *w, char **ret_digest, int64_t *
     size_t n = strlen(algs[w->alg].name);
     memcpy(digest, algs[w->alg].name, n);
     digest[n] = ':';
-    to_hex(md, md_len, digest + n + 1);
+    ks_hex(md, md_len, digest + n + 1);
     if (w->expected_digest && strcmp(digest, w->expected_digest) != 0) {
         ks_blob_writer_abort(w);
         return ks_error_set_plain(err, EBADMSG, "commit blob: digest mismatch: expected %s, got %s",
@@ -487,7 +466,7 @@ int ks_blobstore_verify(struct ks_blobstore *store, const char *digest, struct k
     if (!EVP_DigestFinal_ex(ctx, md, &md_len))
         return ks_error_set_plain(err, EIO, "verify blob %s: hashing failed", digest);
     char actual[DIGEST_MAX];
-    to_hex(md, md_len, actual);
+    ks_hex(md, md_len, actual);
     if (strcmp(actual, hex) != 0)
         return ks_error_set_plain(err, EBADMSG, "blob %s is corrupt: its content hashes to %s:%s",
                                   digest, algs[alg].name, actual);

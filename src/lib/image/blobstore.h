@@ -12,9 +12,9 @@
 #include <stdint.h>
 
 #include "../base/error.h"
+#include "../base/hash.h"
 
 /* "sha256:" + 64 hex digits + NUL. */
-#define KS_SHA256_DIGEST_LEN 72
 
 struct ks_blobstore;
 struct ks_blob_writer;
@@ -82,6 +82,3 @@ int ks_blobstore_list(struct ks_blobstore *store, ks_blob_list_fn fn, void *user
 /* Hashes the stored content again: 0 when it matches its name, EBADMSG when the blob is
  * corrupt (the message names both digests), ENOENT when it is missing. */
 int ks_blobstore_verify(struct ks_blobstore *store, const char *digest, struct ks_error **err);
-
-/* "sha256:<hex>" of buf into out. Returns 0, or -ENOMEM when OpenSSL cannot allocate. */
-int ks_sha256_hex(const void *buf, size_t len, char out[static KS_SHA256_DIGEST_LEN]);

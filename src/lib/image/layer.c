@@ -22,6 +22,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "../base/hash.h"
 #include "../base/cleanup.h"
 #include "../base/fs.h"
 
@@ -81,16 +82,6 @@ static void archive_read_freep(struct archive **a)
 {
     if (*a)
         archive_read_free(*a);
-}
-
-static void digest_hex(EVP_MD_CTX *md, char out[KS_LAYER_DIGEST_LEN])
-{
-    unsigned char d[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_DigestFinal_ex(md, d, &n);
-    memcpy(out, "sha256:", 7);
-    for (unsigned int i = 0; i < n && i < 32; i++)
-        snprintf(out + 7 + 2 * i, 3, "%02x", d[i]);
 }
 
 /* ---- the two streams ---- */
@@ -847,8 +838,8 @@ int ks_layer_apply(int fd, int dest_dirfd, const struct ks_layer_apply_opts *o,
             .uncompressed_size = ap.tar_size,
             .entries = ap.entries_seen,
         };
-        digest_hex(ap.tar_hash, ret->diff_id);
-        digest_hex(ap.blob_hash, ret->digest);
+        ks_sha256_final(ap.tar_hash, ret->diff_id);
+        ks_sha256_final(ap.blob_hash, ret->digest);
     }
     return 0;
 }

@@ -18,6 +18,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "../base/hash.h"
 #include "../base/cleanup.h"
 #include "../base/fs.h"
 
@@ -420,16 +421,12 @@ int ks_layer_diff(int upper_dirfd, int out_fd, const struct ks_layer_diff_opts *
     if (d.gz && archive_write_close(d.gz) != ARCHIVE_OK)
         return archive_fail(d.gz, "finishing the compressed stream", err);
 
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(d.hash, md, &len);
+    char digest[KS_SHA256_DIGEST_LEN];
+    ks_sha256_final(d.hash, digest);
     if (ret_diff_id) {
-        char *id = malloc(KS_LAYER_DIGEST_LEN);
+        char *id = strdup(digest);
         if (id == NULL)
             return -ENOMEM;
-        memcpy(id, "sha256:", 7);
-        for (unsigned int i = 0; i < len && i < 32; i++)
-            snprintf(id + 7 + 2 * i, 3, "%02x", md[i]);
         *ret_diff_id = id;
     }
     return 0;

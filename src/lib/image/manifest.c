@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/clock.h"
 #include "../base/json.h"
 #include "../base/schema.h"
 #include "ref.h"
@@ -170,60 +171,6 @@ static bool parse_digits(const char **s, size_t count, unsigned *ret)
     return true;
 }
 
-static bool is_leap(unsigned y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* RFC 3339 date-time ("2024-01-31T12:00:00.123456789Z", "...+02:00"), the form Go writes. */
-static bool parse_rfc3339(const char *s, int64_t *ret_unix)
-{
-    static const unsigned mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    unsigned year, mon, day, hour, min, sec, oh = 0, om = 0;
-    int sign = 0;
-    if (!parse_digits(&s, 4, &year) || *s++ != '-' || !parse_digits(&s, 2, &mon) || *s++ != '-' ||
-        !parse_digits(&s, 2, &day) || (*s != 'T' && *s != 't'))
-        return false;
-    s++;
-    if (!parse_digits(&s, 2, &hour) || *s++ != ':' || !parse_digits(&s, 2, &min) || *s++ != ':' ||
-        !parse_digits(&s, 2, &sec))
-        return false;
-    if (*s == '.') {
-        size_t n = strspn(++s, "0123456789");
-        if (n == 0 || n > 9)
-            return false;
-        s += n;
-    }
-    if (*s == 'Z' || *s == 'z') {
-        s++;
-    } else if (*s == '+' || *s == '-') {
-        sign = *s++ == '-' ? -1 : 1;
-        if (!parse_digits(&s, 2, &oh) || *s++ != ':' || !parse_digits(&s, 2, &om) || oh > 23 ||
-            om > 59)
-            return false;
-    } else {
-        return false;
-    }
-    if (*s != '\0' || mon < 1 || mon > 12 || day < 1 || hour > 23 || min > 59 || sec > 60)
-        return false;
-    if (day > mdays[mon - 1] + (mon == 2 && is_leap(year)))
-        return false;
-    int64_t t = days_from_civil(year, mon, day) * 86400 + hour * 3600 + min * 60 + sec;
-    *ret_unix = t - sign * (int64_t)(oh * 3600 + om * 60);
-    return true;
-}
-
 static bool parse_port_number(const char **s)
 {
     size_t n = strspn(*s, "0123456789");
@@ -265,7 +212,7 @@ static bool is_digest(const char *s, size_t len)
 static bool is_rfc3339(const char *s, size_t len)
 {
     int64_t t;
-    return parse_rfc3339(s, &t);
+    return ks_rfc3339_parse_strict(s, &t);
 }
 
 static const struct ks_schema_format format_digest = {
@@ -1047,7 +994,7 @@ static int image_config_fill(struct ks_image_config *c)
     c->os_version = ks_json_str(root, "os.version");
     c->author = ks_json_str(root, "author");
     c->created = ks_json_str(root, "created");
-    if (c->created && !parse_rfc3339(c->created, &c->created_unix))
+    if (c->created && !ks_rfc3339_parse_strict(c->created, &c->created_unix))
         return -EINVAL; /* checked by the schema */
     if (borrow_strv(ks_json_get(root, "os.features"), &c->os_features) < 0)
         return -ENOMEM;

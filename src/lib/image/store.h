@@ -13,6 +13,7 @@
 
 #include <json-c/json.h>
 
+#include "../base/clock.h"
 #include "../base/error.h"
 
 struct ks_db;
@@ -96,8 +97,3 @@ int ks_store_history_json(struct ks_store *s, const char *id, json_object **ret,
  * them, the layer's diff_id, a history entry. *ret is owned by the caller. */
 int ks_image_config_import(const char *const *changes, const char *diff_id, const char *comment,
                            json_object **ret, struct ks_error **err);
-
-/* "2024-05-01T12:00:00.123456789Z" for now, into buf (at least 40 bytes). */
-const char *ks_rfc3339_now(char *buf, size_t len);
-/* Parses an RFC 3339 time into seconds since the epoch; -1 when it is not one. */
-int64_t ks_rfc3339_parse(const char *s);

@@ -12,42 +12,6 @@
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-const char *ks_rfc3339_now(char *buf, size_t len)
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    char base[32];
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, len, "%s.%09ldZ", base, ts.tv_nsec);
-    return buf;
-}
-
-int64_t ks_rfc3339_parse(const char *s)
-{
-    struct tm tm = {0};
-    if (s == NULL)
-        return -1;
-    const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (p == NULL)
-        return -1;
-    int64_t t = (int64_t)timegm(&tm);
-    if (*p == '.')
-        for (p++; isdigit((unsigned char)*p); p++)
-            ;
-    if (*p == '+' || *p == '-') {
-        int hh = 0, mm = 0;
-        if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2)
-            return -1;
-        int off = hh * 3600 + mm * 60;
-        t += *p == '+' ? -off : off;
-    } else if (*p != 'Z' && *p != 'z') {
-        return -1;
-    }
-    return t;
-}
-
 /* Splits a Dockerfile argument list: words separated by blanks, with "…" and '…' quoting and
  * backslash escapes. NULL when out of memory; *ret_bad is set for an unterminated quote. */
 static char **split_words(const char *s, bool *ret_bad)

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "../base/clock.h"
 #include "../base/fs.h"
 #include "../base/json.h"
 #include "../base/log.h"
@@ -60,11 +61,9 @@ static int child_fail(int sync, struct ks_error *e)
 static int expect(int sync, int type, struct ks_error **err)
 {
     struct ks_sync_msg m;
-    int r = ks_sync_recv(sync, &m);
+    int r = ks_sync_recv_ok(sync, SYNC_ERROR, "the runtime went away during setup", &m, err);
     if (r < 0)
-        return ks_error_set(err, -r, "the runtime went away during setup");
-    if (m.type == SYNC_ERROR)
-        return ks_error_set_plain(err, m.errnum, "%s", m.text);
+        return r;
     if (m.type != type)
         return ks_error_msg(err, "unexpected message %d during setup", m.type);
     return 0;
@@ -317,18 +316,6 @@ static int init_main(struct init_ctx *c)
     ks_process_exec(&plan, &e);
     dprintf(STDERR_FILENO, "kiste-runtime: %s\n", e ? e->msg : "exec failed");
     return 127;
-}
-
-static char *now_rfc3339(void)
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    char buf[64];
-    size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, sizeof(buf) - n, ".%09ldZ", ts.tv_nsec);
-    return strdup(buf);
 }
 
 static int connect_console(const char *path, struct ks_error **err)
@@ -603,15 +590,9 @@ int ks_container_create(const char *root, const struct ks_create_opts *o, pid_t 
     ks_sync_send(sp[0], SYNC_GO, 0, NULL);
     for (;;) {
         struct ks_sync_msg m;
-        r = ks_sync_recv(sp[0], &m);
-        if (r < 0) {
-            r = ks_error_set_plain(err, ECHILD, "the container's init exited during setup");
+        r = ks_sync_recv_ok(sp[0], SYNC_ERROR, "the container's init exited during setup", &m, err);
+        if (r < 0)
             goto fail;
-        }
-        if (m.type == SYNC_ERROR) {
-            r = ks_error_set_plain(err, m.errnum, "%s", m.text);
-            goto fail;
-        }
         if (m.type == SYNC_HOOKS) {
             if ((r = run_hooks_with_state(spec, "prestart", o->id, "created", pid, bundle, err)) <
                     0 ||
@@ -628,7 +609,8 @@ int ks_container_create(const char *root, const struct ks_create_opts *o, pid_t 
     }
 
     {
-        _cleanup_free_ char *created = now_rfc3339();
+        char created[KS_RFC3339_LEN];
+        ks_rfc3339_now(created, sizeof(created));
         json_object *st = json_object_new_object();
         json_object_object_add(st, "id", json_object_new_string(o->id));
         json_object_object_add(st, "pid", json_object_new_int(pid));

@@ -184,15 +184,9 @@ int ks_container_exec(const char *root, const struct ks_exec_opts *o, pid_t *ret
     }
     ks_sync_send(sp[0], EXEC_GO, 0, NULL);
     struct ks_sync_msg m;
-    r = ks_sync_recv(sp[0], &m);
-    if (r < 0) {
-        r = ks_error_set_plain(err, ECHILD, "the process exited during setup");
+    r = ks_sync_recv_ok(sp[0], EXEC_ERROR, "the process exited during setup", &m, err);
+    if (r < 0)
         goto out;
-    }
-    if (m.type == EXEC_ERROR) {
-        r = ks_error_set_plain(err, m.errnum, "%s", m.text);
-        goto out;
-    }
     if ((r = ks_write_pid_file(o->pid_file, pid, err)) < 0)
         goto out;
     *ret_pid = pid;
