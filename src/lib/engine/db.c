@@ -1115,6 +1115,22 @@ int ks_db_tags_for_image(struct ks_db *db, const char *image_id, char ***ret, st
     return collect_strv(db, st, "list tags", ret, err);
 }
 
+int ks_db_digests_for_image(struct ks_db *db, const char *image_id, char ***ret,
+                            struct ks_error **err)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r = ks_db_prepare(db,
+                          "SELECT repository || '@' || digest FROM digests WHERE image_id = ?1 "
+                          "ORDER BY 1",
+                          &st, err);
+    if (r < 0)
+        return r;
+    r = bind_texts(db, st, "list digests", err, 1, image_id);
+    if (r < 0)
+        return r;
+    return collect_strv(db, st, "list digests", ret, err);
+}
+
 int ks_db_digest_set(struct ks_db *db, const char *repository, const char *digest,
                      const char *image_id, struct ks_error **err)
 {

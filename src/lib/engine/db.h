@@ -171,6 +171,10 @@ int ks_db_tag_delete(struct ks_db *db, const char *ref, struct ks_error **err);
  * (empty, not NULL, when there are none). */
 int ks_db_tags_for_image(struct ks_db *db, const char *image_id, char ***ret,
                          struct ks_error **err);
+/* "repository@digest" of every manifest recorded for image_id, sorted; a NULL-terminated vector
+ * the caller owns. */
+int ks_db_digests_for_image(struct ks_db *db, const char *image_id, char ***ret,
+                            struct ks_error **err);
 
 /* Records that the manifest with this digest, pulled from repository, is the image image_id
  * (what `kiste images --digests` and pulls by digest use). */

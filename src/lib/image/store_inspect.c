@@ -68,41 +68,11 @@ static int familiarize(char **v)
     return 0;
 }
 
-static int image_digests(struct ks_db *db, const char *id, char ***ret, struct ks_error **err)
-{
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = ks_db_prepare(db,
-                          "SELECT repository || '@' || digest FROM digests WHERE image_id = ?1 "
-                          "ORDER BY 1",
-                          &st, err);
-    if (r < 0)
-        return r;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    _cleanup_strv_ char **v = calloc(1, sizeof(char *));
-    size_t n = 0;
-    if (v == NULL)
-        return ks_error_set(err, ENOMEM, "list digests");
-    while ((r = ks_db_step(db, st, "list digests", err)) > 0) {
-        char **nv = realloc(v, (n + 2) * sizeof(char *));
-        if (nv == NULL)
-            return ks_error_set(err, ENOMEM, "list digests");
-        v = nv;
-        v[n + 1] = NULL;
-        v[n] = strdup((const char *)sqlite3_column_text(st, 0));
-        if (v[n++] == NULL)
-            return ks_error_set(err, ENOMEM, "list digests");
-    }
-    if (r < 0)
-        return r;
-    *ret = TAKE_PTR(v);
-    return 0;
-}
-
 static int image_names(struct ks_db *db, struct ks_store_image *i, struct ks_error **err)
 {
     int r = ks_db_tags_for_image(db, i->id, &i->tags, err);
     if (r >= 0)
-        r = image_digests(db, i->id, &i->digests, err);
+        r = ks_db_digests_for_image(db, i->id, &i->digests, err);
     if (r >= 0 && (familiarize(i->tags) < 0 || familiarize(i->digests) < 0))
         r = ks_error_set(err, ENOMEM, "list images");
     return r;
