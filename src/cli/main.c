@@ -11,6 +11,7 @@
 #include "ks-config.h"
 #include "lib/base/json.h"
 #include "lib/base/log.h"
+#include "lib/engine/seccomp_profile.h"
 #include "lib/oci/cgroup.h"
 
 static const char *const mode_names[] = {
@@ -43,6 +44,21 @@ static int cmd_info(int argc, char **argv)
         ks_cgroup_layout_free(l);
     }
     printf("Default Runtime: kiste-runtime\n");
+    return 0;
+}
+
+/* Hidden, for tests: Docker's default seccomp profile for the bounding set given as arguments
+ * ("CAP_SYS_ADMIN" …), as the linux.seccomp object of config.json. */
+static int cmd_seccomp_default_profile(int argc, char **argv)
+{
+    _cleanup_json_ json_object *o = NULL;
+    _cleanup_error_ struct ks_error *e = NULL;
+    if (ks_seccomp_default_profile((const char *const *)argv + 1, &o, &e) < 0) {
+        fprintf(stderr, "kiste: %s\n", e->msg);
+        return 1;
+    }
+    (void)argc;
+    printf("%s\n", ks_json_pretty(o));
     return 0;
 }
 
@@ -97,6 +113,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-v") == 0)
         return cmd_version(argc - 1, argv + 1);
+    if (strcmp(argv[1], "__seccomp-default-profile") == 0)
+        return cmd_seccomp_default_profile(argc - 1, argv + 1);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].fn(argc - 1, argv + 1);
