@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "archive.h"
 #include "format.h"
 #include "image.h"
 #include "lib/base/fs.h"
@@ -584,6 +585,7 @@ static const struct {
     {"ls", ks_cli_images},       {"list", ks_cli_images},    {"rm", ks_cli_rmi},
     {"remove", ks_cli_rmi},      {"tag", ks_cli_tag},        {"import", ks_cli_import},
     {"history", ks_cli_history}, {"inspect", image_inspect}, {"prune", image_prune},
+    {"save", ks_cli_save},       {"load", ks_cli_load},
 };
 
 int ks_cli_image(int argc, char **argv)

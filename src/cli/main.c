@@ -7,6 +7,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "image.h"
 #include "ks-config.h"
 #include "lib/base/json.h"
@@ -75,15 +76,17 @@ static const struct {
     {"tag", ks_cli_tag, "create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"},
     {"rmi", ks_cli_rmi, "remove one or more images"},
     {"history", ks_cli_history, "show the history of an image"},
+    {"save", ks_cli_save, "save one or more images to a tar archive"},
+    {"load", ks_cli_load, "load an image from a tar archive or STDIN"},
 };
 
 /* Docker's commands that the engine will provide; named so the message is precise. */
 static const char *const planned[] = {
-    "run",     "create",  "start",  "stop",      "restart", "kill",     "rm",      "wait",
-    "pause",   "unpause", "exec",   "attach",    "logs",    "ps",       "inspect", "top",
-    "port",    "rename",  "cp",     "diff",      "commit",  "export",   "stats",   "update",
-    "load",    "save",    "pull",   "push",      "login",   "logout",   "search",  "build",
-    "network", "volume",  "system", "container", "builder", "registry",
+    "run",    "create",    "start",   "stop",     "restart", "kill",   "rm",      "wait",
+    "pause",  "unpause",   "exec",    "attach",   "logs",    "ps",     "inspect", "top",
+    "port",   "rename",    "cp",      "diff",     "commit",  "export", "stats",   "update",
+    "pull",   "push",      "login",   "logout",   "search",  "build",  "network", "volume",
+    "system", "container", "builder", "registry",
 };
 
 static void usage(FILE *f)

@@ -9,7 +9,6 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "../base/fs.h"
@@ -20,18 +19,7 @@
 #include "ref.h"
 #include "snapshot.h"
 #include "store.h"
-
-#define LAYERBLOBS_DIR "layerblobs"
-#define TEE_BUF_SIZE   (256 * 1024)
-
-struct ks_store {
-    char *root;
-    char *overlay;
-    char *lock_path;
-    int layerblobs_fd;
-    struct ks_db *db;
-    struct ks_blobstore *blobs;
-};
+#include "store_internal.h"
 
 void ks_store_free(struct ks_store *s)
 {
@@ -75,7 +63,7 @@ int ks_store_open(const char *root, struct ks_store **ret, struct ks_error **err
     if (r >= 0)
         r = ks_mkdir_p(s->overlay, 0700, err);
     _cleanup_free_ char *lb = NULL;
-    if (r >= 0 && asprintf(&lb, "%s/" LAYERBLOBS_DIR, root) < 0)
+    if (r >= 0 && asprintf(&lb, "%s/" KS_STORE_LAYERBLOBS_DIR, root) < 0)
         r = ks_error_set(err, ENOMEM, "open image store");
     if (r >= 0)
         r = ks_mkdir_p(lb, 0700, err);
@@ -88,151 +76,70 @@ int ks_store_open(const char *root, struct ks_store **ret, struct ks_error **err
     return 0;
 }
 
-/* Takes the store lock: shared for writers of new content, exclusive for the collector. */
-static int store_lock(struct ks_store *s, int how, struct ks_error **err)
-{
-    _cleanup_close_ int fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return ks_error_set(err, errno, "open `%s`", s->lock_path);
-    while (flock(fd, how) < 0)
-        if (errno != EINTR)
-            return ks_error_set(err, errno, "lock `%s`", s->lock_path);
-    return TAKE_FD(fd);
-}
-
 /* --- import --- */
 
-struct apply_job {
+struct keep_job {
+    struct ks_store *s;
     int fd;
-    int dest;
-    struct ks_layer_result res;
+    off_t start;
+    char *blob;
     struct ks_error *err;
     int r;
 };
 
-static void *apply_thread(void *data)
+static void *keep_thread(void *data)
 {
-    struct apply_job *j = data;
-    j->r = ks_layer_apply(j->fd, j->dest, NULL, &j->res, &j->err);
-    /* Whatever is left unread must not block the writer. */
-    shutdown(j->fd, SHUT_RD);
+    struct keep_job *j = data;
+    /* Compression is told by the first bytes here; the apply step tells it again. */
+    unsigned char magic[6] = {0};
+    ssize_t n = pread(j->fd, magic, sizeof(magic), j->start);
+    bool compressed = n > 0 && ks_store_compressed(magic, (size_t)n);
+    j->r = ks_store_keep_from_file(j->s, j->fd, j->start, compressed, &j->blob, &j->err);
     return NULL;
 }
 
-static int send_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Copies tar_fd into a blob writer and into a socket that the apply thread reads. */
-static int tee_loop(int tar_fd, int sock, struct ks_blob_writer *w, struct ks_error **err)
-{
-    _cleanup_free_ char *buf = malloc(TEE_BUF_SIZE);
-    if (buf == NULL)
-        return ks_error_set(err, ENOMEM, "import");
-    bool feeding = true;
-    for (;;) {
-        ssize_t n = read(tar_fd, buf, TEE_BUF_SIZE);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return ks_error_set(err, errno, "read the tarball");
-        if (n == 0)
-            return 0;
-        int r = ks_blob_writer_write(w, buf, (size_t)n, err);
-        if (r < 0)
-            return r;
-        if (feeding && send_all(sock, buf, (size_t)n) < 0)
-            return 1; /* the apply step stopped early: its error tells why */
-    }
-}
-
-/* Streams tar_fd into the layer directory dest and, in the same pass, into a new blob. */
+/* Applies tar_fd to the layer directory dest and keeps it as a blob (the compressed stream, or
+ * the tar's index); *ret_blob stays NULL when nothing could be kept. A regular file is applied
+ * directly while a second thread reads it again (pread, from the page cache) for the blob:
+ * cheaper than passing every byte through a socket to an apply thread, which a pipe needs. */
 static int import_stream(struct ks_store *s, int tar_fd, int dest, struct ks_layer_result *res,
                          char **ret_blob, struct ks_error **err)
 {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        return ks_error_set(err, errno, "socketpair");
-    _cleanup_close_ int wr = sv[0], rd = sv[1];
+    off_t start = lseek(tar_fd, 0, SEEK_CUR);
+    struct stat st;
+    if (start >= 0 && fstat(tar_fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        struct keep_job job = {.s = s, .fd = tar_fd, .start = start};
+        pthread_t t;
+        int r = pthread_create(&t, NULL, keep_thread, &job);
+        if (r != 0)
+            return ks_error_set(err, r, "start the layer keeping thread");
+        const struct ks_layer_apply_opts o = ks_store_apply_opts();
+        r = ks_layer_apply(tar_fd, dest, &o, res, err);
+        pthread_join(t, NULL);
+        if (r >= 0 && job.r < 0) {
+            r = job.r;
+            if (err && *err == NULL)
+                *err = TAKE_PTR(job.err);
+        }
+        ks_error_free(job.err);
+        if (r < 0) {
+            free(job.blob);
+            return r;
+        }
+        *ret_blob = job.blob;
+        return 0;
+    }
     _cleanup_blob_writer_ struct ks_blob_writer *w = NULL;
     int r = ks_blob_writer_new(s->blobs, NULL, -1, &w, err);
     if (r < 0)
         return r;
-    struct apply_job job = {.fd = rd, .dest = dest};
-    pthread_t t;
-    r = pthread_create(&t, NULL, apply_thread, &job);
-    if (r != 0)
-        return ks_error_set(err, r, "start the layer apply thread");
-    r = tee_loop(tar_fd, wr, w, err);
-    shutdown(wr, SHUT_WR);
-    pthread_join(t, NULL);
-    if (job.r < 0) {
-        ks_error_free(err ? *err : NULL);
-        if (err) {
-            *err = job.err;
-            job.err = NULL;
-        }
-        ks_error_free(job.err);
-        return job.r;
-    }
-    ks_error_free(job.err);
-    if (r < 0)
-        return r;
-    if (r > 0)
-        return ks_error_msg(err, "the layer apply step stopped early");
-    r = ks_blob_writer_commit(w, ret_blob, NULL, err);
-    if (r < 0)
-        return r;
-    *res = job.res;
-    return 0;
-}
-
-/* Bytes of the files under dirfd (not the directories), as Docker counts a layer's size. */
-static int64_t dir_size(int dirfd)
-{
-    int fd = dup(dirfd);
-    if (fd < 0)
-        return 0;
-    _cleanup_closedir_ DIR *d = fdopendir(fd);
-    if (d == NULL) {
-        close(fd);
-        return 0;
-    }
-    int64_t total = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        struct stat st;
-        if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            _cleanup_close_ int sub =
-                openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (sub >= 0)
-                total += dir_size(sub);
-        } else {
-            total += st.st_size;
-        }
-    }
-    return total;
-}
-
-static int layerblob_record(struct ks_store *s, const char *diff_id, const char *blob,
-                            struct ks_error **err)
-{
-    const char *hex = strchr(diff_id, ':') + 1;
-    return ks_write_file_atomic(s->layerblobs_fd, hex, blob, strlen(blob), 0600, err);
+    struct ks_store_fd_source src = {.fd = tar_fd};
+    bool unsafe = false;
+    r = ks_store_stream_layer(ks_store_fd_source, &src, dest, w, res, &unsafe, err);
+    ks_store_fd_source_release(&src);
+    if (r < 0 || unsafe)
+        return r < 0 ? r : 0; /* from a pipe, an unsafe tar is recorded without a blob */
+    return ks_blob_writer_commit(w, ret_blob, NULL, err);
 }
 
 /* Records the layer (unless its chain is there already: *ret_dup), the image and the tag in one
@@ -271,19 +178,6 @@ static int import_commit(struct ks_store *s, const char *cache_id, const char *d
     return r;
 }
 
-/* Parses a reference to tag: a digest is not a tag. *ret (full form) owned by the caller. */
-static int tag_ref(const char *name, char **ret, struct ks_error **err)
-{
-    _cleanup_ref_ struct ks_ref *ref = NULL;
-    int r = ks_ref_parse(name, &ref, err);
-    if (r < 0)
-        return r;
-    if (ref->digest)
-        return ks_error_msg(err, "refusing to create a tag with a digest reference");
-    *ret = ks_ref_string(ref);
-    return *ret ? 0 : ks_error_set(err, ENOMEM, "tag");
-}
-
 static int import_layer(struct ks_store *s, int tar_fd, char **ret_cache, char *ret_diff_id,
                         int64_t *ret_size, struct ks_error **err)
 {
@@ -297,13 +191,13 @@ static int import_layer(struct ks_store *s, int tar_fd, char **ret_cache, char *
     struct ks_layer_result res;
     if (r >= 0)
         r = import_stream(s, tar_fd, dfd, &res, &blob, err);
-    if (r >= 0)
-        r = layerblob_record(s, res.diff_id, blob, err);
+    if (r >= 0 && blob)
+        r = ks_store_layerblob_record(s, res.diff_id, blob, err);
     if (r < 0) {
         ks_snapshot_layer_remove(s->overlay, cache_id, NULL);
         return r;
     }
-    *ret_size = dir_size(dfd);
+    *ret_size = ks_store_dir_size(dfd);
     memcpy(ret_diff_id, res.diff_id, KS_LAYER_DIGEST_LEN);
     *ret_cache = TAKE_PTR(cache_id);
     return 0;
@@ -313,7 +207,7 @@ int ks_store_import(struct ks_store *s, int tar_fd, const char *const *changes, 
                     const char *message, char **ret_image_id, struct ks_error **err)
 {
     _cleanup_free_ char *full_ref = NULL, *cache_id = NULL, *id = NULL;
-    int r = ref ? tag_ref(ref, &full_ref, err) : 0;
+    int r = ref ? ks_store_tag_ref(ref, &full_ref, err) : 0;
     if (r < 0)
         return r;
     /* Check the changes before reading the input. */
@@ -322,7 +216,7 @@ int ks_store_import(struct ks_store *s, int tar_fd, const char *const *changes, 
     if (r < 0)
         return r;
 
-    _cleanup_close_ int lock = store_lock(s, LOCK_SH, err);
+    _cleanup_close_ int lock = ks_store_lock(s, LOCK_SH, err);
     if (lock < 0)
         return lock;
     char diff_id[KS_LAYER_DIGEST_LEN];
@@ -418,7 +312,7 @@ int ks_store_tag(struct ks_store *s, const char *source, const char *target, str
     _cleanup_free_ char *id = NULL, *full = NULL;
     int r = lookup(s, source, &id, NULL, err);
     if (r >= 0)
-        r = tag_ref(target, &full, err);
+        r = ks_store_tag_ref(target, &full, err);
     if (r >= 0)
         r = ks_db_tag_set(s->db, full, id, err);
     return r;
@@ -427,7 +321,7 @@ int ks_store_tag(struct ks_store *s, const char *source, const char *target, str
 int ks_store_untag(struct ks_store *s, const char *ref, struct ks_error **err)
 {
     _cleanup_free_ char *full = NULL;
-    int r = tag_ref(ref, &full, err);
+    int r = ks_store_tag_ref(ref, &full, err);
     if (r < 0)
         return r;
     r = ks_db_tag_delete(s->db, full, err);
@@ -438,8 +332,7 @@ int ks_store_untag(struct ks_store *s, const char *ref, struct ks_error **err)
     return r;
 }
 
-/* "docker.io/library/busybox:latest" → "busybox:latest"; a copy of s when it does not parse. */
-static char *familiar(const char *s)
+char *ks_store_familiar(const char *s)
 {
     _cleanup_ref_ struct ks_ref *ref = NULL;
     if (ks_ref_parse(s, &ref, NULL) < 0)
@@ -501,7 +394,7 @@ static int remove_locked(struct ks_store *s, const char *id, const char *by_ref,
         r = ks_db_tag_delete(s->db, by_ref, err);
         if (r < 0)
             return r;
-        if (strv_push(untagged, familiar(by_ref)) < 0)
+        if (strv_push(untagged, ks_store_familiar(by_ref)) < 0)
             return ks_error_set(err, ENOMEM, "remove");
         if (ks_strv_len(tags) > 1)
             return 0;
@@ -521,7 +414,7 @@ static int remove_locked(struct ks_store *s, const char *id, const char *by_ref,
         r = ks_db_tag_delete(s->db, tags[i], err);
         if (r < 0)
             return r;
-        if (strv_push(untagged, familiar(tags[i])) < 0)
+        if (strv_push(untagged, ks_store_familiar(tags[i])) < 0)
             return ks_error_set(err, ENOMEM, "remove");
     }
     r = ks_db_image_delete(s->db, id, err);
@@ -660,7 +553,7 @@ static int gc_blobs(struct ks_store *s, struct ks_error **err)
 
 int ks_store_gc(struct ks_store *s, struct ks_error **err)
 {
-    _cleanup_close_ int lock = store_lock(s, LOCK_EX, err);
+    _cleanup_close_ int lock = ks_store_lock(s, LOCK_EX, err);
     if (lock < 0)
         return lock;
     _cleanup_strv_ char **caches = NULL, **diffs = NULL;

@@ -97,3 +97,69 @@ int ks_store_history_json(struct ks_store *s, const char *id, json_object **ret,
  * them, the layer's diff_id, a history entry. *ret is owned by the caller. */
 int ks_image_config_import(const char *const *changes, const char *diff_id, const char *comment,
                            json_object **ret, struct ks_error **err);
+
+/* --- adding images from their layers (store_add.c) ---
+ *
+ * Loading an archive or pulling from a registry adds an image in two steps: each layer's bytes
+ * are streamed into a pending layer (unpacked, hashed, its blob kept), then the image is
+ * recorded from its config, the pending layers in order, and its names, in one transaction.
+ * Until then nothing is recorded: freeing a pending layer removes what it made. */
+
+struct ks_store_layer;
+
+struct ks_store_layer_opts {
+    /* The chain ID of the layer below; NULL for a base layer or, with detached, when the
+     * parent is not known yet (an archive's manifest may come after its layers). */
+    const char *parent_chain_id;
+    /* Unpack into a layer directory of its own, placed on its parent by ks_store_image_add:
+     * an overlay layer directory does not depend on its parent's content. */
+    bool detached;
+    /* Checked after the pass (EBADMSG on a mismatch, nothing kept); NULL when not known. */
+    const char *expected_diff_id; /* sha256 of the uncompressed tar */
+    const char *expected_digest;  /* sha256 of the bytes read (the blob) */
+};
+
+/* Reads one layer (tar, tar+gzip, tar+zstd, tar+xz) from fd to its end: hashes it, keeps it as
+ * a blob (a compressed stream as it came, an uncompressed tar as its index over the layer
+ * directory: tarsplit.h) and unpacks it into a new layer directory, all in one pass. When it is
+ * already there (its chain exists, or for a detached layer with a known diff_id, the diff is
+ * unpacked somewhere) the bytes are only hashed and checked. o may be NULL (a detached layer of
+ * unknown content). *ret is owned by the caller (ks_store_layer_free). */
+int ks_store_layer_add(struct ks_store *s, int fd, const struct ks_store_layer_opts *o,
+                       struct ks_store_layer **ret, struct ks_error **err);
+
+/* The same from a source of blocks: fn hands out the next block (*ret_buf borrowed until the
+ * next call; length 0 at the end) or returns a negative errno with err set. */
+typedef int (*ks_store_block_fn)(void *userdata, const void **ret_buf, size_t *ret_len,
+                                 struct ks_error **err);
+int ks_store_layer_add_stream(struct ks_store *s, ks_store_block_fn fn, void *userdata,
+                              const struct ks_store_layer_opts *o, struct ks_store_layer **ret,
+                              struct ks_error **err);
+
+/* The pending layer's diff_id and blob digest ("sha256:<hex>"), borrowed. */
+const char *ks_store_layer_diff_id(const struct ks_store_layer *l);
+const char *ks_store_layer_digest(const struct ks_store_layer *l);
+/* Whether its bytes were compressed (the blob digest differs from the diff_id). */
+bool ks_store_layer_compressed(const struct ks_store_layer *l);
+
+/* Frees a pending layer and removes its directory unless an image now uses it. NULL is fine. */
+void ks_store_layer_free(struct ks_store_layer *l);
+KS_DEFINE_CLEANUP(struct ks_store_layer *, ks_store_layer_free)
+#define _cleanup_store_layer_ _cleanup_(ks_store_layer_free_p)
+
+struct ks_store_image_spec {
+    const char *config; /* the config JSON, byte for byte: its digest is the image ID */
+    size_t config_len;
+    struct ks_store_layer *const *layers; /* base first, one per rootfs.diff_ids entry */
+    size_t n_layers;
+    const char *const *tags;    /* references to tag, NULL-terminated; may be NULL */
+    const char *const *digests; /* "repository@sha256:…" manifest digests; may be NULL */
+};
+
+/* Records an image from its config and its pending layers: the config must parse and its
+ * rootfs.diff_ids must be the layers' diff_ids in order. Layers whose chain exists are shared;
+ * the others are placed on their parents (a layer used twice on different parents is unpacked
+ * again from its blob). The layers, image, tags and digests are one transaction; on error
+ * nothing is recorded. *ret_id ("sha256:<hex>") is owned by the caller; may be NULL. */
+int ks_store_image_add(struct ks_store *s, const struct ks_store_image_spec *spec, char **ret_id,
+                       struct ks_error **err);
