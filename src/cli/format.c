@@ -1,6 +1,8 @@
 /* Output helpers shared by the commands: Docker's human sizes and durations, a small subset of
  * Go templates over JSON values ({{.A.B}}, {{json .A}}), and tabwriter-style tables. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -202,12 +204,21 @@ int ks_table_add_line(struct ks_table *t, const char *line)
 
 /* Each column as wide as its widest cell plus three spaces, at least 10, as Docker's
  * tabwriter.NewWriter(out, 10, 1, 3, ' ', 0) pads; the last cell of a row is not padded. */
+/* Columns are as wide as their text on a terminal: UTF-8 continuation bytes take no room. */
+static size_t text_width(const char *s)
+{
+    size_t w = 0;
+    for (; *s; s++)
+        w += ((unsigned char)*s & 0xc0) != 0x80;
+    return w;
+}
+
 void ks_table_print(FILE *f, const struct ks_table *t)
 {
     size_t widths[32] = {0};
     for (size_t i = 0; i < t->n; i++)
-        for (size_t c = 0; t->rows[i][c] && t->rows[i][c + 1] && c < 32; c++) {
-            size_t w = strlen(t->rows[i][c]) + 3;
+        for (size_t c = 0; c < 32 && t->rows[i][c] && t->rows[i][c + 1]; c++) {
+            size_t w = text_width(t->rows[i][c]) + 3;
             if (w < 10)
                 w = 10;
             if (w > widths[c])
@@ -215,11 +226,56 @@ void ks_table_print(FILE *f, const struct ks_table *t)
         }
     for (size_t i = 0; i < t->n; i++) {
         for (size_t c = 0; t->rows[i][c]; c++) {
-            if (t->rows[i][c + 1] && c < 32)
-                fprintf(f, "%-*s", (int)widths[c], t->rows[i][c]);
-            else
-                fputs(t->rows[i][c], f);
+            fputs(t->rows[i][c], f);
+            if (c < 32 && t->rows[i][c + 1])
+                fprintf(f, "%*s", (int)(widths[c] - text_width(t->rows[i][c])), "");
         }
         fputc('\n', f);
     }
+}
+
+/* Docker's formats take "\t" and "\n" as escapes. */
+char *ks_fmt_unescape(const char *s)
+{
+    char *out = strdup(s), *o = out;
+    if (out == NULL)
+        return NULL;
+    for (; *s; s++) {
+        if (s[0] == '\\' && (s[1] == 't' || s[1] == 'n')) {
+            *o++ = s[1] == 't' ? '\t' : '\n';
+            s++;
+        } else {
+            *o++ = *s;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+int ks_fmt_rows(const char *format, json_object *header, json_object **rows, size_t n)
+{
+    bool table = strncmp(format, "table", 5) == 0 && (format[5] == ' ' || format[5] == '\0');
+    _cleanup_free_ char *tmpl = ks_fmt_unescape(table ? format + 5 + (format[5] == ' ') : format);
+    if (tmpl == NULL)
+        return -ENOMEM;
+    struct ks_table t = {0};
+    int r = 0;
+    for (size_t i = (table ? 0 : 1); i <= n && r == 0; i++) {
+        char *line = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&line, &len);
+        if (f == NULL)
+            return -ENOMEM;
+        r = ks_fmt_template(f, tmpl, i == 0 ? header : rows[i - 1]);
+        fclose(f);
+        if (r == 0 && table)
+            r = ks_table_add_line(&t, line);
+        else if (r == 0)
+            printf("%s\n", line);
+        free(line);
+    }
+    if (r == 0 && table)
+        ks_table_print(stdout, &t);
+    ks_table_free(&t);
+    return r;
 }

@@ -20,6 +20,14 @@ void ks_fmt_time(int64_t t, char *buf, size_t len);
  * does not understand. */
 int ks_fmt_template(FILE *f, const char *tmpl, json_object *root);
 
+/* A copy of s (owned by the caller) with Docker's "\t" and "\n" escapes of --format turned into
+ * tabs and newlines; NULL when out of memory. */
+char *ks_fmt_unescape(const char *s);
+/* Renders each of rows (JSON objects) with a --format template to stdout; a "table …" template
+ * prints the header row from header first and aligns the columns. -1 for a template it does
+ * not understand, -ENOMEM. */
+int ks_fmt_rows(const char *format, json_object *header, json_object **rows, size_t n);
+
 /* Rows of tab-separated cells, printed aligned. */
 struct ks_table {
     char ***rows;

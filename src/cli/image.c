@@ -33,53 +33,6 @@ static int open_store(struct ks_store **ret, struct ks_error **err)
     return ks_store_open(getenv("KISTE_ROOT"), ret, err);
 }
 
-/* Docker's formats take "\t" and "\n" as escapes. */
-static char *unescape(const char *s)
-{
-    char *out = strdup(s), *o = out;
-    if (out == NULL)
-        return NULL;
-    for (; *s; s++) {
-        if (s[0] == '\\' && (s[1] == 't' || s[1] == 'n')) {
-            *o++ = s[1] == 't' ? '\t' : '\n';
-            s++;
-        } else {
-            *o++ = *s;
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
-/* Renders tmpl over each of rows; a "table " template gets a header and aligned columns. */
-static int print_rows(const char *format, json_object *header, json_object **rows, size_t n)
-{
-    bool table = strncmp(format, "table", 5) == 0 && (format[5] == ' ' || format[5] == '\0');
-    _cleanup_free_ char *tmpl = unescape(table ? format + 5 + (format[5] == ' ') : format);
-    if (tmpl == NULL)
-        return -ENOMEM;
-    struct ks_table t = {0};
-    int r = 0;
-    for (size_t i = (table ? 0 : 1); i <= n && r == 0; i++) {
-        char *line = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&line, &len);
-        if (f == NULL)
-            return -ENOMEM;
-        r = ks_fmt_template(f, tmpl, i == 0 ? header : rows[i - 1]);
-        fclose(f);
-        if (r == 0 && table)
-            r = ks_table_add_line(&t, line);
-        else if (r == 0)
-            printf("%s\n", line);
-        free(line);
-    }
-    if (r == 0 && table)
-        ks_table_print(stdout, &t);
-    ks_table_free(&t);
-    return r;
-}
-
 /* --- import --- */
 
 static int import_open(const char *file, int *ret_fd)
@@ -304,7 +257,7 @@ static int images_print(struct images_opts *o)
             arr[m++] = row;
     }
     _cleanup_json_ json_object *header = images_header();
-    if (arr == NULL || print_rows(format, header, arr, m) < 0) {
+    if (arr == NULL || ks_fmt_rows(format, header, arr, m) < 0) {
         fprintf(stderr, "Error: invalid format `%s`\n", format);
         return 1;
     }
@@ -454,7 +407,7 @@ static int image_inspect(int argc, char **argv)
         json_object_array_add(all, o);
     }
     if (format) {
-        _cleanup_free_ char *tmpl = unescape(format);
+        _cleanup_free_ char *tmpl = ks_fmt_unescape(format);
         for (size_t i = 0; tmpl && i < json_object_array_length(all); i++) {
             if (ks_fmt_template(stdout, tmpl, json_object_array_get_idx(all, i)) < 0) {
                 fprintf(stderr, "Error: invalid format `%s`\n", format);

@@ -1,6 +1,6 @@
-/* kiste: the Docker-style command line. The engine commands arrive with their own modules;
- * until then this front door reports the build and the host's container support, and says
- * plainly which commands are not there yet. */
+/* kiste: the Docker-style command line. The engine commands arrive with their
+ * own modules; until then this front door reports the build and the host's
+ * container support, and says plainly which commands are not there yet. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "container.h"
 #include "image.h"
 #include "ks-config.h"
 #include "lib/base/json.h"
@@ -48,7 +49,8 @@ static int cmd_info(int argc, char **argv)
     return 0;
 }
 
-/* Hidden, for tests: Docker's default seccomp profile for the bounding set given as arguments
+/* Hidden, for tests: Docker's default seccomp profile for the bounding set
+ * given as arguments
  * ("CAP_SYS_ADMIN" …), as the linux.seccomp object of config.json. */
 static int cmd_seccomp_default_profile(int argc, char **argv)
 {
@@ -78,15 +80,38 @@ static const struct {
     {"history", ks_cli_history, "show the history of an image"},
     {"save", ks_cli_save, "save one or more images to a tar archive"},
     {"load", ks_cli_load, "load an image from a tar archive or STDIN"},
+    {"create", ks_cli_create, "create a new container"},
+    {"run", ks_cli_run, "create and run a new container from an image"},
+    {"start", ks_cli_start, "start one or more stopped containers"},
+    {"stop", ks_cli_stop, "stop one or more running containers"},
+    {"restart", ks_cli_restart, "restart one or more containers"},
+    {"kill", ks_cli_kill, "kill one or more running containers"},
+    {"rm", ks_cli_rm, "remove one or more containers"},
+    {"wait", ks_cli_wait, "wait until containers stop, then print their exit codes"},
+    {"pause", ks_cli_pause, "pause all processes within one or more containers"},
+    {"unpause", ks_cli_unpause, "unpause all processes within one or more containers"},
+    {"rename", ks_cli_rename, "rename a container"},
+    {"ps", ks_cli_ps, "list containers"},
+    {"inspect", ks_cli_inspect, "return low-level information on containers or images"},
+    {"logs", ks_cli_container_logs, "fetch the logs of a container"},
+    {"exec", ks_cli_exec, "execute a command in a running container"},
+    {"attach", ks_cli_attach, "attach to a running container"},
+    {"top", ks_cli_top, "display the running processes of a container"},
+    {"port", ks_cli_port, "list port mappings of a container"},
+    {"stats", ks_cli_stats, "display a one-shot sample of containers' resource usage"},
+    {"update", ks_cli_update, "update the resources of one or more containers"},
+    {"diff", ks_cli_diff, "inspect changes to files on a container's file system"},
+    {"export", ks_cli_export, "export a container's file system as a tar archive"},
+    {"cp", ks_cli_cp, "copy files between a container and the host"},
+    {"commit", ks_cli_commit, "create a new image from a container's changes"},
+    {"container", ks_cli_container, "manage containers"},
 };
 
-/* Docker's commands that the engine will provide; named so the message is precise. */
+/* Docker's commands that the engine will provide; named so the message is
+ * precise. */
 static const char *const planned[] = {
-    "run",    "create",    "start",   "stop",     "restart", "kill",   "rm",      "wait",
-    "pause",  "unpause",   "exec",    "attach",   "logs",    "ps",     "inspect", "top",
-    "port",   "rename",    "cp",      "diff",     "commit",  "export", "stats",   "update",
-    "pull",   "push",      "login",   "logout",   "search",  "build",  "network", "volume",
-    "system", "container", "builder", "registry",
+    "pull",    "push",   "login",  "logout",  "search",   "build",
+    "network", "volume", "system", "builder", "registry",
 };
 
 static void usage(FILE *f)
@@ -100,15 +125,29 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     ks_log_set_sink(ks_log_sink_stderr, "kiste");
-    /* Global options before the command; the storage root reaches the commands as KISTE_ROOT. */
-    while (argc > 2 && strncmp(argv[1], "--root", 6) == 0) {
-        const char *root = argv[1][6] == '=' ? argv[1] + 7 : argv[1][6] == '\0' ? argv[2] : NULL;
-        if (root == NULL)
-            break;
-        setenv("KISTE_ROOT", root, 1);
-        int skip = argv[1][6] == '=' ? 1 : 2;
-        argc -= skip;
-        argv += skip;
+    /* Global options before the command, in any order: the storage root reaches
+     * the commands as KISTE_ROOT, the run root (containers' sockets and run-time
+     * files) as KISTE_RUNROOT. */
+    static const struct {
+        const char *flag, *env;
+    } globals[] = {{"--root", "KISTE_ROOT"}, {"--runroot", "KISTE_RUNROOT"}};
+    for (bool more = true; more && argc > 2;) {
+        more = false;
+        for (size_t g = 0; g < KS_ELEMENTSOF(globals) && !more; g++) {
+            size_t n = strlen(globals[g].flag);
+            if (strncmp(argv[1], globals[g].flag, n) != 0)
+                continue;
+            const char *v = argv[1][n] == '='    ? argv[1] + n + 1
+                            : argv[1][n] == '\0' ? argv[2]
+                                                 : NULL;
+            if (v == NULL)
+                continue;
+            setenv(globals[g].env, v, 1);
+            int skip = argv[1][n] == '=' ? 1 : 2;
+            argc -= skip;
+            argv += skip;
+            more = true;
+        }
     }
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);

@@ -517,6 +517,116 @@ static void test_crash(void)
     remove_root(root);
 }
 
+/* --- containers --- */
+
+static int count_containers_cb(const struct ks_db_container *c, void *userdata)
+{
+    (void)c;
+    (*(int *)userdata)++;
+    return 0;
+}
+
+static void put_container(struct ks_db *db, const char *id, const char *name, const char *image,
+                          int64_t created, int expect, const char *what)
+{
+    _cleanup_error_ struct ks_error *err = NULL;
+    struct ks_db_container c = {
+        .id = (char *)id,
+        .name = (char *)name,
+        .image_id = (char *)image,
+        .image_ref = "busybox",
+        .created = created,
+        .config = "{\"Config\":{}}",
+        .snapshot = "snap",
+    };
+    TAP_EQ_INT(ks_db_container_put(db, &c, &err), expect, "%s", what);
+    diag_err(expect == 0 ? err : NULL);
+}
+
+static void test_containers(void)
+{
+    char *root = make_root();
+    struct ks_db *db = open_db(root);
+    _cleanup_error_ struct ks_error *err = NULL;
+    TAP_EQ_INT(query_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'containers'"), 1,
+               "containers table exists");
+    _cleanup_free_ char *diff = digest("c0", 'c');
+    _cleanup_free_ char *img = digest("1e", 'e');
+    _cleanup_free_ char *top = put_layer(db, NULL, diff, "cache-c", 10, &err);
+    const char *diffs[] = {diff};
+    TAP_EQ_INT(ks_db_image_put(db, img, "{}", diffs, 1, &err), 0, "image for containers");
+
+    char id1[65], id2[65], id3[65];
+    memset(id1, 'a', 64), memset(id2, 'a', 64), memset(id3, 'b', 64);
+    id1[64] = id2[64] = id3[64] = '\0';
+    id2[5] = 'f';
+    put_container(db, id1, "web", img, 100, 0, "record a container");
+    put_container(db, id2, "db", img, 200, 0, "record a second container");
+    put_container(db, id3, "web", img, 300, -EEXIST, "a taken name is refused");
+    _cleanup_free_ char *noimg = digest("99", '9');
+    put_container(db, id3, "other", noimg, 300, -ENOENT, "an unknown image is refused");
+    put_container(db, id1, "again", img, 300, -EEXIST, "a taken ID is refused");
+
+    /* Docker's conflict message names the owner. */
+    struct ks_db_container dup = {.id = id3, .name = "web", .image_id = img, .config = "{}"};
+    ks_error_free(err);
+    err = NULL;
+    ks_db_container_put(db, &dup, &err);
+    tap_ok(err && strstr(err->msg, "\"/web\" is already in use by container") &&
+               strstr(err->msg, id1),
+           "conflict message names the container");
+
+    _cleanup_db_container_ struct ks_db_container *got = NULL;
+    TAP_EQ_INT(ks_db_container_get(db, id1, &got, NULL), 0, "get by ID");
+    TAP_EQ_STR(got ? got->name : NULL, "web", "name read back");
+    TAP_EQ_STR(got ? got->snapshot : NULL, "snap", "snapshot read back");
+    TAP_EQ_INT(got ? got->created : 0, 100, "created read back");
+
+    char *found = NULL;
+    TAP_EQ_INT(ks_db_container_find(db, "web", &found, NULL), 0, "find by name");
+    TAP_EQ_STR(found, id1, "name resolves to its ID");
+    free(found), found = NULL;
+    TAP_EQ_INT(ks_db_container_find(db, "/db", &found, NULL), 0, "find by /name");
+    TAP_EQ_STR(found, id2, "/name resolves");
+    free(found), found = NULL;
+    TAP_EQ_INT(ks_db_container_find(db, "aaaaaf", &found, NULL), 0, "find by unique prefix");
+    TAP_EQ_STR(found, id2, "prefix resolves");
+    free(found), found = NULL;
+    ks_error_free(err);
+    err = NULL;
+    TAP_EQ_INT(ks_db_container_find(db, "aaaa", &found, &err), -ENOTUNIQ, "ambiguous prefix");
+    tap_ok(err && strstr(err->msg, "multiple IDs found with provided prefix: aaaa"),
+           "Docker's ambiguity message");
+    ks_error_free(err);
+    err = NULL;
+    TAP_EQ_INT(ks_db_container_find(db, "nothing", &found, &err), -ENOENT, "unknown name");
+    tap_ok(err && strcmp(err->msg, "No such container: nothing") == 0, "Docker's message");
+    TAP_EQ_INT(ks_db_container_find(db, "a*", &found, NULL), -ENOENT, "wildcards are not prefixes");
+
+    TAP_EQ_INT(ks_db_container_rename(db, id2, "web", NULL), -EEXIST, "rename onto a taken name");
+    TAP_EQ_INT(ks_db_container_rename(db, id2, "cache", NULL), 0, "rename");
+    TAP_EQ_INT(ks_db_container_find(db, "cache", &found, NULL), 0, "new name found");
+    free(found), found = NULL;
+    TAP_EQ_INT(ks_db_container_set_config(db, id2, "{\"x\":1}", NULL), 0, "set config");
+
+    int n = 0;
+    TAP_EQ_INT(ks_db_containers_list(db, count_containers_cb, &n, NULL), 0, "list");
+    TAP_EQ_INT(n, 2, "two containers listed");
+
+    TAP_EQ_INT(ks_db_container_using_image(db, img, &found, NULL), 0, "image in use");
+    TAP_EQ_STR(found, id1, "the oldest user is named");
+    free(found), found = NULL;
+    TAP_EQ_INT(ks_db_image_delete(db, img, NULL) < 0, 1, "an image in use cannot be deleted");
+
+    TAP_EQ_INT(ks_db_container_delete(db, id1, NULL), 0, "delete");
+    TAP_EQ_INT(ks_db_container_delete(db, id1, NULL), -ENOENT, "delete twice");
+    TAP_EQ_INT(ks_db_container_delete(db, id2, NULL), 0, "delete the other");
+    TAP_EQ_INT(ks_db_container_using_image(db, img, &found, NULL), -ENOENT, "image unused");
+    TAP_EQ_INT(ks_db_image_delete(db, img, NULL), 0, "then the image can go");
+    ks_db_close(db);
+    remove_root(root);
+}
+
 int main(void)
 {
     tap_plan_auto();
@@ -529,6 +639,7 @@ int main(void)
     ks_db_close(db);
     remove_root(root);
 
+    test_containers();
     test_concurrent();
     test_crash();
     return tap_done();

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -64,3 +65,8 @@ char *ks_path_clean(const char *path);
 /* Makes one string vector from NULL-terminated arguments, owned by the caller. */
 size_t ks_strv_len(char *const *v);
 char **ks_strv_dup(char *const *v);
+
+/* Bytes in the regular files, symlinks and other non-directories under dirfd, as `du
+ * --apparent-size` counts them without directories: Docker's measure of a layer's size. Does
+ * not cross into subdirectories it cannot open; never fails (an unreadable tree counts 0). */
+int64_t ks_dir_size(int dirfd);

@@ -68,6 +68,19 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (repository, digest)"
     ");"
     "CREATE INDEX digests_image_id ON digests(image_id);",
+    /* 1 → 2: containers. The image reference is kept as the user gave it (ps shows it); the
+     * foreign key keeps an image from being deleted under a container. Run-time state is not
+     * here: the monitor keeps it in the container's state.json. */
+    "CREATE TABLE containers ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  image_id TEXT NOT NULL REFERENCES images(id),"
+    "  image_ref TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  config TEXT NOT NULL,"
+    "  snapshot TEXT"
+    ");"
+    "CREATE INDEX containers_image_id ON containers(image_id);",
 };
 
 int ks_db_schema_version(void)

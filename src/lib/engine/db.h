@@ -183,3 +183,56 @@ int ks_db_digest_set(struct ks_db *db, const char *repository, const char *diges
 /* *ret_image_id is owned by the caller; -ENOENT when not recorded. */
 int ks_db_digest_get(struct ks_db *db, const char *repository, const char *digest,
                      char **ret_image_id, struct ks_error **err);
+
+/* --- containers (db_container.c) --- */
+
+struct ks_db_container {
+    char *id;        /* 64 hex digits */
+    char *name;      /* without Docker's leading "/" */
+    char *image_id;  /* "sha256:<hex>" */
+    char *image_ref; /* the image as the user named it */
+    int64_t created; /* nanoseconds since the epoch */
+    char *config;    /* Docker-style {"Config": …, "HostConfig": …} JSON */
+    char *snapshot;  /* the snapshot's name in the overlay store, NULL when none */
+};
+
+void ks_db_container_free(struct ks_db_container *c);
+KS_DEFINE_CLEANUP(struct ks_db_container *, ks_db_container_free)
+#define _cleanup_db_container_ _cleanup_(ks_db_container_free_p)
+
+/* Records a container. -EEXIST when the name is taken (the message is Docker's "Conflict. The
+ * container name "/x" is already in use by container …"), -ENOENT when the image is unknown. */
+int ks_db_container_put(struct ks_db *db, const struct ks_db_container *c, struct ks_error **err);
+
+/* The container with exactly this ID; -ENOENT when none. *ret is owned by the caller. */
+int ks_db_container_get(struct ks_db *db, const char *id, struct ks_db_container **ret,
+                        struct ks_error **err);
+
+/* Resolves what a user typed, as Docker does: a full ID, then a name (with or without the
+ * leading "/"), then a unique ID prefix. *ret_id is owned by the caller. -ENOENT ("No such
+ * container: x") when nothing matches, -ENOTUNIQ when a prefix matches several. */
+int ks_db_container_find(struct ks_db *db, const char *name_or_id, char **ret_id,
+                         struct ks_error **err);
+
+/* Renames a container; -EEXIST (Docker's conflict message) when the name is taken, -ENOENT when
+ * the container is unknown. */
+int ks_db_container_rename(struct ks_db *db, const char *id, const char *name,
+                           struct ks_error **err);
+
+/* Replaces the stored config JSON (update, restart count bookkeeping). -ENOENT when unknown. */
+int ks_db_container_set_config(struct ks_db *db, const char *id, const char *config,
+                               struct ks_error **err);
+
+/* Forgets a container; -ENOENT when unknown. */
+int ks_db_container_delete(struct ks_db *db, const char *id, struct ks_error **err);
+
+/* Calls fn for every container, newest first; the record is borrowed for the call. A negative
+ * return from fn stops the walk and is returned. */
+typedef int (*ks_db_container_fn)(const struct ks_db_container *c, void *userdata);
+int ks_db_containers_list(struct ks_db *db, ks_db_container_fn fn, void *userdata,
+                          struct ks_error **err);
+
+/* The ID of a container (the oldest) using image_id in *ret_id (owned by the caller); -ENOENT
+ * (without a message) when none does. */
+int ks_db_container_using_image(struct ks_db *db, const char *image_id, char **ret_id,
+                                struct ks_error **err);

@@ -358,12 +358,11 @@ static int strv_push(char ***v, char *s)
 
 /* --- removal and garbage collection --- */
 
-/* The hook for containers: the name of a container using the image, or NULL. There are no
- * containers yet. */
-static const char *image_used_by(struct ks_store *s, const char *id)
+/* The ID of a container using the image (owned by the caller), or NULL. */
+static char *image_used_by(struct ks_store *s, const char *id)
 {
-    (void)s, (void)id;
-    return NULL;
+    char *cid = NULL;
+    return ks_db_container_using_image(s->db, id, &cid, NULL) == 0 ? cid : NULL;
 }
 
 static size_t count_repositories(char **tags)
@@ -404,11 +403,11 @@ static int remove_locked(struct ks_store *s, const char *id, const char *by_ref,
                                   "referenced in multiple repositories",
                                   id + 7);
     }
-    const char *user = image_used_by(s, id);
+    _cleanup_free_ char *user = image_used_by(s, id);
     if (user)
         return ks_error_set_plain(err, EBUSY,
                                   "conflict: unable to delete %.12s (must be forced) - image is "
-                                  "being used by container %s",
+                                  "being used by container %.12s",
                                   id + 7, user);
     for (size_t i = 0; !by_ref && tags[i]; i++) {
         r = ks_db_tag_delete(s->db, tags[i], err);

@@ -1,0 +1,211 @@
+/* Containers: records in the state database, a root file system snapshot on the image's top
+ * layer, an OCI config.json generated at each start, and one kiste-monitor process per started
+ * container (the containers contract: the monitor keeps state.json, the logs and the attach
+ * socket; the engine reads them).
+ *
+ * A container's config is Docker's pair {"Config": …, "HostConfig": …} as JSON: what the
+ * command line parsed, merged with the image config at create time (as Docker stores it), and
+ * shown by inspect as it is. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <json-c/json.h>
+
+#include "../base/error.h"
+#include "db.h"
+
+struct ks_store;
+
+#define KS_ENGINE_DEFAULT_RUNROOT "/run/kiste"
+
+struct ks_engine {
+    struct ks_store *store;
+    char *root;         /* storage root R */
+    char *runroot;      /* run root U */
+    char *runtime_root; /* U/runtime, the --root of kiste-runtime */
+};
+
+/* Opens the store under root and prepares runroot (NULL: the defaults). *ret is owned by the
+ * caller (ks_engine_free). */
+int ks_engine_open(const char *root, const char *runroot, struct ks_engine **ret,
+                   struct ks_error **err);
+void ks_engine_free(struct ks_engine *e);
+KS_DEFINE_CLEANUP(struct ks_engine *, ks_engine_free)
+#define _cleanup_engine_ _cleanup_(ks_engine_free_p)
+
+/* Finds a helper binary ("kiste-monitor", "kiste-runtime", "kiste-init"): the environment
+ * variable env (may be NULL), else next to /proc/self/exe, else in sibling build directories
+ * (../monitor, ../runtime, ../init), else $PATH. *ret is owned by the caller. */
+int ks_engine_find_binary(const char *name, const char *env, char **ret, struct ks_error **err);
+
+/* --- names (names.c) --- */
+
+/* A Docker-style random name "adjective_surname" (a digit is appended when retry > 0, as
+ * Docker does after a collision). Owned by the caller; NULL when out of memory. */
+char *ks_container_name_generate(unsigned retry);
+/* Docker's rule for user-given names: [a-zA-Z0-9][a-zA-Z0-9_.-]+, an optional leading "/". */
+bool ks_container_name_valid(const char *name);
+
+/* --- configs and specs (config.c, spec_gen.c) --- */
+
+/* Merges the image config (the image's JSON config document, may be NULL) into the user's
+ * container config as Docker does at create: Env (the container's values win), Cmd and
+ * Entrypoint (an overridden entrypoint drops the image's Cmd), WorkingDir, User, Labels,
+ * StopSignal, Healthcheck, ExposedPorts, Volumes; Hostname defaults to the ID's first 12
+ * digits. config is modified in place. */
+int ks_container_config_merge(json_object *config, json_object *image_config, const char *id,
+                              const char *image_ref, struct ks_error **err);
+
+/* The user of a process: Docker's "name", "uid", "name:group", "uid:gid" resolved against the
+ * container's /etc/passwd and /etc/group (opened inside rootfd, never by path concatenation).
+ * An empty or NULL user is root. Supplementary groups are those listing the user in /etc/group.
+ * *ret_gids and *ret_home (the passwd entry's home, "/" when none) are owned by the caller;
+ * either may be NULL when not wanted. */
+int ks_container_resolve_user(int rootfd, const char *user, uid_t *ret_uid, gid_t *ret_gid,
+                              gid_t **ret_gids, size_t *ret_n_gids, char **ret_home,
+                              struct ks_error **err);
+
+struct ks_spec_gen_opts {
+    const char *id;
+    const char *rootfs;        /* absolute path of the mounted root file system */
+    int rootfd;                /* an fd of rootfs for user resolution */
+    const char *init_path;     /* kiste-init on the host, for HostConfig.Init; may be NULL */
+    const char *netns_path;    /* a network namespace to join; NULL: a new one */
+    const char *cgroup_parent; /* NULL: "/kiste" */
+};
+
+/* Builds the OCI config.json for a merged container config. *ret is owned by the caller. */
+int ks_container_spec_generate(json_object *config, const struct ks_spec_gen_opts *o,
+                               json_object **ret, struct ks_error **err);
+
+/* Docker's default capability set, NULL-terminated "CAP_…" names (static). */
+extern const char *const ks_container_default_caps[];
+
+/* Docker's RAMInBytes: "64m", "1.5g", "512k", "100" (bytes), binary units, an optional "b"
+ * or "ib" suffix. -EINVAL for anything else. */
+int ks_parse_size(const char *s, int64_t *ret);
+
+/* Parses a signal given as a name ("SIGTERM", "TERM", "term") or a number. */
+int ks_signal_parse(const char *s, int *ret_sig);
+
+/* --- lifecycle (lifecycle.c, start.c) --- */
+
+enum ks_container_status {
+    KS_CONTAINER_CREATED,
+    KS_CONTAINER_RUNNING,
+    KS_CONTAINER_PAUSED,
+    KS_CONTAINER_RESTARTING,
+    KS_CONTAINER_EXITED,
+    KS_CONTAINER_DEAD,
+};
+/* Docker's name: "created", "running", … (static). */
+const char *ks_engine_status_name(enum ks_container_status s);
+
+struct ks_container_state {
+    enum ks_container_status status;
+    pid_t pid, monitor_pid;
+    int exit_code;
+    char started_at[48], finished_at[48]; /* RFC 3339; "0001-01-01T00:00:00Z" when never */
+    int64_t restart_count;
+    bool oom_killed;
+    char error[512];
+    json_object *health; /* the monitor's Health object, NULL when none; owned */
+};
+void ks_engine_state_clear(struct ks_container_state *s);
+
+/* The run-time state of a container from its state.json (written by the monitor): none yet is
+ * "created", a dead monitor is "exited" with Error "monitor died", a running container whose
+ * cgroup is frozen is "paused". Free with ks_engine_state_clear. */
+int ks_engine_state_get(struct ks_engine *e, const char *id, struct ks_container_state *ret,
+                        struct ks_error **err);
+
+struct ks_container_create_opts {
+    const char *image;   /* a reference or image ID as the user gave it */
+    const char *name;    /* NULL: generated */
+    json_object *config; /* {"Config": …, "HostConfig": …}; merged in place */
+};
+
+/* Creates a container: record and snapshot. *ret_id is owned by the caller. */
+int ks_engine_create(struct ks_engine *e, const struct ks_container_create_opts *o, char **ret_id,
+                     struct ks_error **err);
+
+/* Finds a container by full ID, name or unique ID prefix; the record is owned by the caller.
+ * Its config parsed goes to *ret_config (owned; may be NULL). */
+int ks_engine_lookup(struct ks_engine *e, const char *name_or_id, struct ks_db_container **ret,
+                     json_object **ret_config, struct ks_error **err);
+
+struct ks_container_start_opts {
+    int attach_fd; /* an attach socket end handed to the monitor (foreground); -EBADF: none */
+    const char *self_exe; /* kiste itself, for --rm's cleanup command; NULL: /proc/self/exe */
+};
+
+/* Starts a created or exited container: mounts its root file system, writes config.json,
+ * spawns the monitor and waits for its sync reply. A running container is left alone (0).
+ * *ret_pid (may be NULL) is the container's init. Failures of the container's command carry
+ * Docker's exit status in the error's errnum: ENOENT for 127, EACCES for 126. */
+int ks_engine_start(struct ks_engine *e, const char *id, const struct ks_container_start_opts *o,
+                    pid_t *ret_pid, struct ks_error **err);
+
+/* Sends sig to the container's init (after creating the stopping marker when stopping, so the
+ * monitor does not apply the restart policy). -EINVAL … when it is not running. */
+int ks_engine_kill(struct ks_engine *e, const char *id, int sig, bool stopping,
+                   struct ks_error **err);
+
+/* Docker's stop: the stop signal, then SIGKILL after timeout seconds (negative: the container's
+ * StopTimeout or 10), then waits until it has exited. A container not running is fine. */
+int ks_engine_stop(struct ks_engine *e, const char *id, int timeout, struct ks_error **err);
+
+/* Waits until the container is not running (nor restarting) and returns its exit code. With
+ * timeout_ms >= 0, -ETIMEDOUT after that long. */
+int ks_engine_wait(struct ks_engine *e, const char *id, int timeout_ms, struct ks_error **err);
+
+/* Pauses or resumes a running container (the freezer). */
+int ks_engine_pause(struct ks_engine *e, const char *id, bool pause, struct ks_error **err);
+
+/* Removes a container: refused (EBUSY, Docker's message) while running unless force, which
+ * kills it first; then the runtime state, the snapshot, its directories and its record. */
+int ks_engine_remove(struct ks_engine *e, const char *id, bool force, struct ks_error **err);
+
+/* Serialises start and remove of one container between processes: an exclusive lock on
+ * R/containers/ID/lock, held until the returned fd (owned by the caller) is closed. */
+int ks_engine_lock(struct ks_engine *e, const char *id, struct ks_error **err);
+
+/* Renames a container (Docker's conflict message when the name is taken). */
+int ks_engine_rename(struct ks_engine *e, const char *id, const char *name, struct ks_error **err);
+
+/* --- network (netns.c) --- */
+
+/* The container's network namespace, bound on U/containers/ID/netns: created with only lo (up)
+ * when missing, reused otherwise. *ret_path is owned by the caller. */
+int ks_engine_netns_setup(struct ks_engine *e, const char *id, char **ret_path,
+                          struct ks_error **err);
+/* Unmounts and removes it; a missing one is fine. */
+int ks_engine_netns_teardown(struct ks_engine *e, const char *id, struct ks_error **err);
+
+/* --- copying (copy.c) --- */
+
+/* "/a/b/" → *dir "/a", *base "b" (both owned by the caller). */
+void ks_engine_split_path(const char *path, char **dir, char **base);
+/* Writes path of the root file system at root as a tar to fd (which is closed), its top entry
+ * named as_name. */
+int ks_engine_copy_out(const char *root, const char *path, const char *as_name, int fd,
+                       struct ks_error **err);
+/* Extracts the tar read from fd (closed) under dest in the root file system at root: into
+ * dest when it is an existing directory, else as dest itself (the top entry from_name renamed). */
+int ks_engine_copy_in(const char *root, const char *dest, const char *from_name, int fd,
+                      struct ks_error **err);
+
+/* Paths of a container, owned by the caller: R/containers/ID and U/containers/ID. */
+char *ks_container_dir(struct ks_engine *e, const char *id);
+/* Bytes the container wrote: the size of its writable layer (0 when it has none). */
+int64_t ks_engine_container_size(struct ks_engine *e, const struct ks_db_container *c);
+char *ks_container_run_dir(struct ks_engine *e, const char *id);
+/* R/containers/ID/ID-json.log */
+char *ks_container_log_path(struct ks_engine *e, const char *id);
+
+/* Docker's inspect JSON of a container. *ret is owned by the caller. */
+int ks_engine_inspect_json(struct ks_engine *e, const struct ks_db_container *c,
+                           json_object *config, json_object **ret, struct ks_error **err);
