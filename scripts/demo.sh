@@ -1,6 +1,8 @@
 #!/bin/sh
-# The walk-through of `make demo`: a busybox container run by kiste-runtime, in the foreground
-# and in the background (state, exec, ps, pause, kill, delete). Private state under build/demo.
+# The walk-through of `make demo`: the local busybox image made and imported into kiste's store,
+# containers run from it as Docker users run them (foreground, detached, exec, logs, stop, rm),
+# the image saved and loaded again, and the same busybox tree run directly by the OCI runtime
+# kiste-runtime. Private state under build/demo.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${KISTE_BUILD:-$here/build}
@@ -10,8 +12,53 @@ root="$demo/state"
 rm -rf "$demo/bundle"
 mkdir -p "$demo/bundle" "$root"
 "$here/scripts/make-busybox-rootfs" "$build/test-fixtures/busybox-rootfs"
-cleanup() { "$rt" --root "$root" delete --force demo-bg >/dev/null 2>&1 || true; }
+kiste="$build/src/cli/kiste"
+store="$demo/store"
+runroot=/run/kiste-demo
+k() { "$kiste" --root "$store" --runroot "$runroot" "$@"; }
+cleanup() {
+    "$rt" --root "$root" delete --force demo-bg >/dev/null 2>&1 || true
+    k rm -f web >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+
+# The engine: the busybox tree imported as an image, containers run from it.
+k rm -f web >/dev/null 2>&1 || true
+rm -rf "$store"
+tar -C "$build/test-fixtures/busybox-rootfs" --exclude=.complete -cf "$demo/busybox.tar" .
+step kiste import busybox.tar busybox --change "'CMD [\"sh\"]'"
+k import --change 'CMD ["sh"]' "$demo/busybox.tar" busybox
+step kiste images
+k images
+step kiste run --rm busybox sh -c "'echo hello from \$(hostname) as \$(id -un); cat /proc/self/status | grep Seccomp:'"
+k run --rm busybox sh -c 'echo hello from $(hostname) as $(id -un); cat /proc/self/status | grep Seccomp:'
+step kiste run -d --name web -m 64m busybox sh -c "'while :; do date; sleep 1; done'"
+k run -d --name web -m 64m busybox sh -c 'while :; do date; sleep 1; done'
+sleep 1.5
+step kiste ps
+k ps
+step kiste exec web ps
+k exec web ps
+step kiste logs --tail 1 web
+k logs --tail 1 web
+step kiste inspect --format "'{{.State.Status}} pid {{.State.Pid}} memory {{.HostConfig.Memory}}'" web
+k inspect --format '{{.State.Status}} pid {{.State.Pid}} memory {{.HostConfig.Memory}}' web
+step kiste stop -t 1 web '&&' kiste ps -a
+k stop -t 1 web
+k ps -a
+step kiste system df
+k system df
+step kiste rm web
+k rm web
+step kiste save -o busybox-saved.tar busybox '&&' kiste rmi busybox '&&' kiste load -i busybox-saved.tar
+k save -o "$demo/busybox-saved.tar" busybox
+k rmi busybox
+k load -i "$demo/busybox-saved.tar"
+k run --rm busybox echo the loaded image runs
+k rmi busybox
+
+# The OCI runtime on its own: the same tree as a bundle.
 cd "$demo/bundle"
 "$rt" spec
 # The generated config wants a terminal; the demo's first container prints and exits.
@@ -27,7 +74,6 @@ c["linux"]["resources"]["memory"] = {"limit": 64 * 1024 * 1024}
 c["linux"]["resources"]["pids"] = {"limit": 64}
 json.dump(c, open("config.json", "w"), indent=2)
 PY
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 step kiste-runtime run demo-fg
 "$rt" --root "$root" run demo-fg
 python3 - <<'PY'
@@ -51,17 +97,4 @@ step kiste-runtime kill demo-bg KILL '&&' delete demo-bg
 "$rt" --root "$root" delete --force demo-bg
 "$rt" --root "$root" list
 
-# The image store: the same busybox tree imported as an image.
-kiste="$build/src/cli/kiste"
-store="$demo/store"
-rm -rf "$store"
-tar -C "$build/test-fixtures/busybox-rootfs" --exclude=.complete -cf "$demo/busybox.tar" .
-step kiste import busybox.tar busybox:demo --change "'CMD [\"sh\"]'"
-"$kiste" --root "$store" import --change 'CMD ["sh"]' "$demo/busybox.tar" busybox:demo
-step kiste images
-"$kiste" --root "$store" images
-step kiste image inspect --format "'{{.RootFS.Layers}} {{.Config.Cmd}}'" busybox:demo
-"$kiste" --root "$store" image inspect --format '{{.RootFS.Layers}} {{.Config.Cmd}}' busybox:demo
-step kiste rmi busybox:demo
-"$kiste" --root "$store" rmi busybox:demo
 printf '\ndemo finished\n'

@@ -1,6 +1,6 @@
-/* kiste: the Docker-style command line. The engine commands arrive with their
- * own modules; until then this front door reports the build and the host's
- * container support, and says plainly which commands are not there yet. */
+/* kiste: the Docker-style command line. The engine commands arrive with their own modules;
+ * until then this front door reports the build and the host's container support, and says
+ * plainly which commands are not there yet. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +10,7 @@
 #include "archive.h"
 #include "container.h"
 #include "image.h"
+#include "system.h"
 #include "ks-config.h"
 #include "lib/base/json.h"
 #include "lib/base/log.h"
@@ -32,7 +33,7 @@ static int cmd_version(int argc, char **argv)
     return 0;
 }
 
-static int cmd_info(int argc, char **argv)
+int ks_cli_info(int argc, char **argv)
 {
     (void)argc, (void)argv;
     struct ks_cgroup_layout *l = NULL;
@@ -49,8 +50,7 @@ static int cmd_info(int argc, char **argv)
     return 0;
 }
 
-/* Hidden, for tests: Docker's default seccomp profile for the bounding set
- * given as arguments
+/* Hidden, for tests: Docker's default seccomp profile for the bounding set given as arguments
  * ("CAP_SYS_ADMIN" …), as the linux.seccomp object of config.json. */
 static int cmd_seccomp_default_profile(int argc, char **argv)
 {
@@ -71,7 +71,8 @@ static const struct {
     const char *help;
 } commands[] = {
     {"version", cmd_version, "show the version"},
-    {"info", cmd_info, "show system-wide information"},
+    {"info", ks_cli_info, "show system-wide information"},
+    {"system", ks_cli_system, "manage Kiste (df, info)"},
     {"images", ks_cli_images, "list images"},
     {"image", ks_cli_image, "manage images (ls, rm, tag, import, history, inspect, prune)"},
     {"import", ks_cli_import, "create an image from a root file system tarball"},
@@ -107,11 +108,10 @@ static const struct {
     {"container", ks_cli_container, "manage containers"},
 };
 
-/* Docker's commands that the engine will provide; named so the message is
- * precise. */
+/* Docker's commands that the engine will provide; named so the message is precise. */
 static const char *const planned[] = {
-    "pull",    "push",   "login",  "logout",  "search",   "build",
-    "network", "volume", "system", "builder", "registry",
+    "pull",  "push",    "login",  "logout",  "search",
+    "build", "network", "volume", "builder", "registry",
 };
 
 static void usage(FILE *f)
@@ -125,9 +125,8 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     ks_log_set_sink(ks_log_sink_stderr, "kiste");
-    /* Global options before the command, in any order: the storage root reaches
-     * the commands as KISTE_ROOT, the run root (containers' sockets and run-time
-     * files) as KISTE_RUNROOT. */
+    /* Global options before the command, in any order: the storage root reaches the commands
+     * as KISTE_ROOT, the run root (containers' sockets and run-time files) as KISTE_RUNROOT. */
     static const struct {
         const char *flag, *env;
     } globals[] = {{"--root", "KISTE_ROOT"}, {"--runroot", "KISTE_RUNROOT"}};

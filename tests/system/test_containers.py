@@ -737,3 +737,35 @@ def test_wait_on_created_container_waits_for_its_run(kiste):
         kiste("start", cid)
         assert fut.result(timeout=20).stdout == "6\n"
 
+
+def _df(kiste):
+    rows = {}
+    for line in kiste("system", "df", "--format",
+                      "{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}|{{.Reclaimable}}"
+                      ).stdout.splitlines():
+        t, total, active, size, recl = line.split("|")
+        rows[t] = (int(total), int(active), size, recl)
+    return rows
+
+
+def test_system_df_counts_images_and_containers(kiste):
+    table = kiste("system", "df").stdout.splitlines()
+    assert table[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+    assert [r.split()[0] for r in table[1:]] == ["Images", "Containers", "Local", "Build"]
+    df = _df(kiste)
+    assert df["Images"][:2] == (1, 0) and df["Images"][3].endswith("(100%)")
+    assert df["Containers"] == (0, 0, "0B", "0B")
+    # A second tag is the same image; a running container makes it active.
+    kiste("tag", "busybox", "other:tag")
+    kiste("run", "-d", "--name", "big", "busybox", "sh", "-c",
+          "dd if=/dev/zero of=/big bs=1024 count=2048 2>/dev/null; sleep 60")
+    kiste("create", "--name", "idle", "busybox", "true")
+    assert wait_for(lambda: _df(kiste)["Containers"][2] == "2.1MB", timeout=10)
+    df = _df(kiste)
+    assert df["Images"][:2] == (1, 1) and df["Images"][3] == "0B (0%)"
+    assert df["Containers"][:2] == (2, 1)
+    # The running container's 2 MiB are not reclaimable; the idle one wrote nothing.
+    assert df["Containers"][3].startswith("0B")
+    kiste("stop", "-t", "0", "big")
+    df = _df(kiste)
+    assert df["Containers"][:2] == (2, 0) and df["Containers"][3] == "2.1MB (100%)"
