@@ -201,7 +201,10 @@ static void describe_dir(struct desc *d, int dirfd, const char *prefix, bool wit
         struct stat st;
         fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW);
         fprintf(d->f, "%s %o %u:%u", path, (unsigned)st.st_mode, st.st_uid, st.st_gid);
-        if (!S_ISDIR(st.st_mode) || with_dir_mtime)
+        /* A whiteout (a 0:0 character device) is made when the layer is applied: its time is
+         * the time of that, not something the tar carries. */
+        bool whiteout = S_ISCHR(st.st_mode) && st.st_rdev == 0;
+        if ((!S_ISDIR(st.st_mode) || with_dir_mtime) && !whiteout)
             fprintf(d->f, " t=%lld", S_ISLNK(st.st_mode) ? 0LL : (long long)st.st_mtim.tv_sec);
         if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))
             fprintf(d->f, " dev=%u:%u", major(st.st_rdev), minor(st.st_rdev));
