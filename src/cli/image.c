@@ -525,6 +525,9 @@ static int image_prune(int argc, char **argv)
             printf("deleted: %s\n", deleted[j]);
         reclaimed += v[i]->size;
     }
+    /* Also what no image names any more, and layer directories an interrupted import left. */
+    if (ks_store_gc(s, &e) < 0)
+        return fail(e);
     char size[32];
     ks_fmt_size(reclaimed, size, sizeof(size));
     printf("%sTotal reclaimed space: %s\n", header ? "\n" : "", size);

@@ -13,10 +13,12 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include "base/fs.h"
+#include "base/hash.h"
 #include "image/layer.h"
 #include "tap.h"
 
@@ -845,6 +847,85 @@ static void test_options(void)
     free(data);
 }
 
+/* The digests of a layer several read buffers long (the blob is hashed on a thread, through a
+ * ring of buffers), from a file and from a pipe, against a hash of the whole blob at once. */
+static void test_digests(void)
+{
+    static const struct te big[] = {
+        {.path = "a", .type = 'f', .perm = 0644, .size = 5 << 20},
+        {.path = "d/", .type = 'd', .perm = 0755},
+        {.path = "d/b", .type = 'f', .data = "b", .perm = 0644},
+        {.path = "c", .type = 'f', .perm = 0644, .size = 3 << 20},
+    };
+    for (int filter = F_NONE; filter <= F_GZIP; filter++) {
+        _cleanup_close_ int tar = make_tar(big, KS_ELEMENTSOF(big), filter);
+        off_t len = lseek(tar, 0, SEEK_END);
+        char *bytes = mmap(NULL, (size_t)len, PROT_READ, MAP_PRIVATE, tar, 0);
+        char want[KS_SHA256_DIGEST_LEN];
+        ks_sha256_hex(bytes, (size_t)len, want);
+        munmap(bytes, (size_t)len);
+        for (int from_pipe = 0; from_pipe < 2; from_pipe++) {
+            lseek(tar, 0, SEEK_SET);
+            int in = tar;
+            pid_t child = -1;
+            int p[2] = {-1, -1};
+            if (from_pipe && pipe2(p, O_CLOEXEC) == 0 && (child = fork()) == 0) {
+                close(p[0]);
+                char buf[65536];
+                ssize_t n;
+                while ((n = read(tar, buf, sizeof(buf))) > 0)
+                    if (ks_write_all(p[1], buf, (size_t)n) < 0)
+                        _exit(1);
+                _exit(0);
+            }
+            if (from_pipe) {
+                close(p[1]);
+                in = p[0];
+            }
+            _cleanup_close_ int dest = fresh_dir("digests");
+            struct ks_layer_result res;
+            _cleanup_error_ struct ks_error *err = NULL;
+            int r = ks_layer_apply(in, dest, NULL, &res, &err);
+            if (from_pipe) {
+                close(p[0]);
+                waitpid(child, NULL, 0);
+            }
+            if (!tap_ok(r == 0, "big layer applies (%s, %s)", filter ? "gzip" : "tar",
+                        from_pipe ? "pipe" : "file"))
+                tap_diag("  %s", err ? err->msg : "");
+            TAP_EQ_STR(res.digest, want, "blob digest is the hash of every byte");
+            TAP_EQ_INT(res.size, len, "blob size");
+            if (filter == F_NONE)
+                TAP_EQ_STR(res.diff_id, want, "uncompressed: the diff_id is the same hash");
+            struct stat st;
+            tap_ok(fstatat(dest, "c", &st, 0) == 0 && st.st_size == 3 << 20, "last file whole");
+        }
+    }
+}
+
+static void test_clean_path(void)
+{
+    static const struct {
+        const char *in, *out;
+        int r;
+    } cases[] = {
+        {"/a//b/./c/", "a/b/c", 0}, {"./", "", 0},        {"a/..b/c..", "a/..b/c..", 0},
+        {"a/../b", NULL, -EPERM},   {"..", NULL, -EPERM}, {"/./.", "", 0},
+    };
+    for (size_t i = 0; i < KS_ELEMENTSOF(cases); i++) {
+        _cleanup_free_ char *out = NULL;
+        int r = ks_layer_clean_path(cases[i].in, &out);
+        tap_ok(r == cases[i].r && (cases[i].out == NULL || (out && !strcmp(out, cases[i].out))),
+               "clean path `%s`", cases[i].in);
+    }
+    char *longname = malloc(KS_LAYER_MAX_NAME + 2);
+    memset(longname, 'x', KS_LAYER_MAX_NAME + 1);
+    longname[KS_LAYER_MAX_NAME + 1] = '\0';
+    char *out = NULL;
+    TAP_EQ_INT(ks_layer_clean_path(longname, &out), -ENAMETOOLONG, "too long a path");
+    free(longname);
+}
+
 int main(void)
 {
     tap_plan_auto();
@@ -863,7 +944,9 @@ int main(void)
         test_compression();
         test_reproducible();
         test_options();
+        test_digests();
     }
+    test_clean_path();
     free(sentinel_before);
     _cleanup_error_ struct ks_error *err = NULL;
     ks_rm_rf_at(AT_FDCWD, base, &err);

@@ -1,6 +1,7 @@
 #include "hash.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 void ks_hex(const unsigned char *md, size_t n, char *out)
@@ -37,4 +38,17 @@ int ks_sha256_final(EVP_MD_CTX *ctx, char out[static KS_SHA256_DIGEST_LEN])
         return -ENOMEM;
     format(md, n, out);
     return 0;
+}
+
+int ks_chain_id(const char *parent, const char *diff_id, char out[static KS_SHA256_DIGEST_LEN])
+{
+    if (parent == NULL) {
+        snprintf(out, KS_SHA256_DIGEST_LEN, "%s", diff_id);
+        return 0;
+    }
+    char in[2 * KS_SHA256_DIGEST_LEN + 1];
+    int len = snprintf(in, sizeof(in), "%s %s", parent, diff_id);
+    if (len < 0 || (size_t)len >= sizeof(in))
+        return -EINVAL;
+    return ks_sha256_hex(in, (size_t)len, out);
 }

@@ -697,22 +697,6 @@ void ks_db_image_free(struct ks_db_image *img)
     free(img);
 }
 
-/* The chain ID of a layer: its diff ID for a base layer, else
- * sha256(parent chain ID + " " + diff ID), as the image spec defines it. */
-static char *chain_id_next(const char *parent, const char *diff_id)
-{
-    if (parent == NULL)
-        return strdup(diff_id);
-    _cleanup_free_ char *in = NULL;
-    int len = asprintf(&in, "%s %s", parent, diff_id);
-    if (len < 0)
-        return NULL;
-    char out[KS_SHA256_DIGEST_LEN];
-    if (ks_sha256_hex(in, (size_t)len, out) < 0)
-        return NULL;
-    return strdup(out);
-}
-
 /* The reference an image holds is on its top layer; the layers below are kept by being
  * parents. */
 static int image_top_layer(struct ks_db *db, const char *image_id, char **ret,
@@ -760,7 +744,8 @@ static int image_put_layers(struct ks_db *db, const char *id, const char *const 
     int64_t size = 0;
     int rc;
     for (size_t i = 0; i < n; i++) {
-        char *next = chain_id_next(chain, diff_ids[i]);
+        char next_id[KS_SHA256_DIGEST_LEN];
+        char *next = ks_chain_id(chain, diff_ids[i], next_id) < 0 ? NULL : strdup(next_id);
         if (next == NULL)
             return ks_error_set(err, ENOMEM, "compute chain ID");
         free(chain);

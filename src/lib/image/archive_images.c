@@ -42,17 +42,26 @@ static void plans_release(struct plans *p)
     free(p->v);
 }
 
-/* The in-memory member a manifest points at by path. */
-static int json_member(struct ks_archive_members *m, const char *path, const char *what,
+/* The member a manifest points at by path; *ret is NULL when there is none. */
+static int find_member(struct ks_archive_members *m, const char *path,
                        struct ks_archive_member **ret, struct ks_error **err)
 {
     _cleanup_free_ char *clean = NULL;
     int r = ks_archive_clean_path(path, &clean, err);
     if (r < 0)
         return r;
-    struct ks_archive_member *mb = ks_archive_member_find(m, clean, err);
-    if (mb == NULL && err && *err)
-        return -ELOOP;
+    *ret = ks_archive_member_find(m, clean, err);
+    return *ret == NULL && err && *err ? -ELOOP : 0;
+}
+
+/* The in-memory member a manifest points at by path. */
+static int json_member(struct ks_archive_members *m, const char *path, const char *what,
+                       struct ks_archive_member **ret, struct ks_error **err)
+{
+    struct ks_archive_member *mb;
+    int r = find_member(m, path, &mb, err);
+    if (r < 0)
+        return r;
     if (mb == NULL)
         return ks_error_set_plain(err, ENOENT, "%s `%.200s` is not in the archive", what, path);
     if (mb->data == NULL)
@@ -65,13 +74,10 @@ static int json_member(struct ks_archive_members *m, const char *path, const cha
 static int layer_member(struct ks_store *s, struct ks_archive_members *m, const char *path,
                         struct ks_store_layer **ret, struct ks_error **err)
 {
-    _cleanup_free_ char *clean = NULL;
-    int r = ks_archive_clean_path(path, &clean, err);
+    struct ks_archive_member *mb;
+    int r = find_member(m, path, &mb, err);
     if (r < 0)
         return r;
-    struct ks_archive_member *mb = ks_archive_member_find(m, clean, err);
-    if (mb == NULL && err && *err)
-        return -ELOOP;
     if (mb == NULL || mb->skipped)
         return ks_error_set_plain(err, ENOENT, "layer `%.200s` is not in the archive", path);
     if (mb->layer_err)

@@ -42,17 +42,12 @@ static void members_release(struct ks_archive_members *m)
 
 int ks_archive_clean_path(const char *name, char **ret, struct ks_error **err)
 {
-    if (strlen(name) > KS_LAYER_MAX_NAME)
+    int r = ks_layer_clean_path(name, ret);
+    if (r == -ENAMETOOLONG)
         return ks_error_set_plain(err, ENAMETOOLONG, "archive member name too long");
-    if (strstr(name, "..")) {
-        /* Tell a ".." component (refused) from a name that merely contains two dots. */
-        for (const char *p = name; (p = strstr(p, "..")); p += 2)
-            if ((p == name || p[-1] == '/') && (p[2] == '/' || p[2] == '\0'))
-                return ks_error_set_plain(err, EPERM, "archive member `%.200s` leaves the archive",
-                                          name);
-    }
-    *ret = ks_tarsplit_clean_path(name);
-    return *ret ? 0 : ks_error_set(err, ENOMEM, "load");
+    if (r == -EPERM)
+        return ks_error_set_plain(err, EPERM, "archive member `%.200s` leaves the archive", name);
+    return r < 0 ? ks_error_set(err, -r, "load") : 0;
 }
 
 int ks_archive_strv_add(char ***v, const char *s)

@@ -18,6 +18,7 @@
 #include "archive.h"
 #include "archive_internal.h"
 #include "blobstore.h"
+#include "layer_archive.h"
 #include "manifest.h"
 #include "ref.h"
 #include "store_internal.h"
@@ -102,17 +103,12 @@ static int layer_size_compressed(struct ks_store *s, struct save_layer *l, struc
     int r = ks_store_layer_open(s, l->diff_id, l->blob, -EBADF, &fd, err);
     if (r < 0)
         return r;
-    struct archive *a = archive_read_new();
+    struct archive *a = ks_layer_reader_new();
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     if (a == NULL || md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
         r = ks_error_set(err, ENOMEM, "save");
         goto out;
     }
-    archive_read_support_filter_gzip(a);
-    archive_read_support_filter_zstd(a);
-    archive_read_support_filter_xz(a);
-    archive_read_support_filter_bzip2(a);
-    archive_read_support_format_raw(a);
     struct archive_entry *e;
     int64_t total = 0;
     r = archive_read_open_fd(a, fd, COPY_BUF_SIZE);
@@ -324,14 +320,9 @@ static int write_layer_data(struct save *sv, const char *name, const struct save
                 return r;
         }
     } else {
-        struct archive *a = archive_read_new();
+        struct archive *a = ks_layer_reader_new();
         if (a == NULL)
             return ks_error_set(err, ENOMEM, "save");
-        archive_read_support_filter_gzip(a);
-        archive_read_support_filter_zstd(a);
-        archive_read_support_filter_xz(a);
-        archive_read_support_filter_bzip2(a);
-        archive_read_support_format_raw(a);
         struct archive_entry *e;
         int ar = archive_read_open_fd(a, fd, COPY_BUF_SIZE);
         if (ar == ARCHIVE_OK)

@@ -14,9 +14,8 @@
 
 #include "../base/cleanup.h"
 #include "../base/fs.h"
+#include "../base/hash.h"
 #include "ref.h"
-
-KS_DEFINE_CLEANUP(EVP_MD_CTX *, EVP_MD_CTX_free)
 
 enum blob_alg {
     ALG_SHA256,
@@ -445,7 +444,7 @@ int ks_blobstore_verify(struct ks_blobstore *store, const char *digest, struct k
     if (r < 0)
         return r;
 
-    _cleanup_(EVP_MD_CTX_free_p) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    _cleanup_md_ EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     const size_t bufsize = 128 * 1024;
     _cleanup_free_ unsigned char *buf = malloc(bufsize);
     if (ctx == NULL || buf == NULL || !EVP_DigestInit_ex(ctx, algs[alg].md(), NULL))

@@ -1,7 +1,9 @@
 /* Applying a layer tar. The blob is read once: a first libarchive reader (format "raw", the
  * compression filters) turns the bytes of the fd into the uncompressed tar stream, and a second
- * one (format tar) reads its entries from that stream through a read callback. The callbacks
- * hash both streams as they pass, so the digest and the diff_id come out of the same pass.
+ * one (format tar) reads its entries from that stream through a read callback. Both streams
+ * are hashed as they pass, so the digest and the diff_id come out of the same pass: the blob on
+ * a thread of its own (bg_hash.h), the tar stream only when a filter made it differ from the
+ * blob.
  *
  * Every entry is confined to the destination: its path is cleaned (leading "/" and "." dropped,
  * ".." refused), its parent directory is opened one component at a time without following
@@ -25,8 +27,11 @@
 #include "../base/hash.h"
 #include "../base/cleanup.h"
 #include "../base/fs.h"
+#include "bg_hash.h"
+#include "layer_archive.h"
 
-#define BLOB_BUF_SIZE (128 * 1024)
+/* Large reads: fewer read calls and fewer trips through libarchive's callbacks per layer. */
+#define BLOB_BUF_SIZE (1024 * 1024)
 #define WH_PREFIX     ".wh."
 #define WH_META       ".wh..wh."
 #define WH_OPAQUE     ".wh..wh..opq"
@@ -46,13 +51,14 @@ struct apply {
     const struct ks_layer_apply_opts *o;
     uint64_t max_size;
 
-    EVP_MD_CTX *blob_hash;
+    struct ks_bg_hash *blob_hash; /* the blob's bytes, hashed on a thread of its own */
     EVP_MD_CTX *tar_hash;
     uint64_t blob_size;
     uint64_t tar_size;
-    unsigned char *buf;
     struct archive *raw; /* the decompressing reader */
     bool too_big;
+    /* No decompression filter: the tar stream is the blob, hashed once as both. */
+    bool same_stream;
     int read_errno;
     uint64_t entries_seen;
 
@@ -66,9 +72,8 @@ struct apply {
 
 static void apply_release(struct apply *ap)
 {
-    EVP_MD_CTX_free(ap->blob_hash);
+    ks_bg_hash_free(ap->blob_hash);
     EVP_MD_CTX_free(ap->tar_hash);
-    free(ap->buf);
     if (ap->raw)
         archive_read_free(ap->raw);
     free(ap->cache_path);
@@ -78,29 +83,24 @@ static void apply_release(struct apply *ap)
     free(ap->dirs);
 }
 
-static void archive_read_freep(struct archive **a)
-{
-    if (*a)
-        archive_read_free(*a);
-}
-
 /* ---- the two streams ---- */
 
 static la_ssize_t blob_read(struct archive *a, void *data, const void **buf)
 {
     struct apply *ap = data;
+    void *b = ks_bg_hash_next(ap->blob_hash);
     ssize_t n;
     do
-        n = read(ap->fd, ap->buf, BLOB_BUF_SIZE);
+        n = read(ap->fd, b, BLOB_BUF_SIZE);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
         ap->read_errno = errno;
         archive_set_error(a, errno, "reading the layer");
         return -1;
     }
-    EVP_DigestUpdate(ap->blob_hash, ap->buf, (size_t)n);
+    ks_bg_hash_submit(ap->blob_hash, (size_t)n);
     ap->blob_size += (uint64_t)n;
-    *buf = ap->buf;
+    *buf = b;
     return n;
 }
 
@@ -117,7 +117,8 @@ static la_ssize_t tar_read(struct archive *a, void *data, const void **buf)
                           archive_error_string(ap->raw));
         return -1;
     }
-    EVP_DigestUpdate(ap->tar_hash, *buf, size);
+    if (!ap->same_stream)
+        EVP_DigestUpdate(ap->tar_hash, *buf, size);
     ap->tar_size += size;
     if (ap->tar_size > ap->max_size) {
         ap->too_big = true;
@@ -151,14 +152,12 @@ static const char *shown(const char *name, char buf[NAME_SHOWN + 8])
         ks_error_set(err, errnum, "layer entry `%s`: " fmt, shown(name, _sb), ##__VA_ARGS__);      \
     })
 
-/* Cleans a tar path into components joined by single slashes: leading "/" (Docker strips it),
- * empty and "." components go, ".." is refused. "" is the destination itself. */
-static int clean_path(const char *entry, const char *name, char **ret, struct ks_error **err)
+int ks_layer_clean_path(const char *name, char **ret)
 {
-    if (strlen(name) > KS_LAYER_MAX_NAME)
-        return entry_error(err, ENAMETOOLONG, entry, "name longer than %d bytes",
-                           KS_LAYER_MAX_NAME);
-    _cleanup_free_ char *out = malloc(strlen(name) + 1);
+    size_t total = strlen(name);
+    if (total > KS_LAYER_MAX_NAME)
+        return -ENAMETOOLONG;
+    _cleanup_free_ char *out = malloc(total + 1);
     if (out == NULL)
         return -ENOMEM;
     size_t n = 0;
@@ -169,7 +168,7 @@ static int clean_path(const char *entry, const char *name, char **ret, struct ks
         const char *end = strchrnul(p, '/');
         size_t len = (size_t)(end - p);
         if (len == 2 && p[0] == '.' && p[1] == '.')
-            return entry_error(err, EPERM, entry, "path leaves the layer");
+            return -EPERM;
         if (len > 0 && !(len == 1 && p[0] == '.')) {
             if (n > 0)
                 out[n++] = '/';
@@ -181,6 +180,18 @@ static int clean_path(const char *entry, const char *name, char **ret, struct ks
     out[n] = '\0';
     *ret = TAKE_PTR(out);
     return 0;
+}
+
+/* ks_layer_clean_path with the entry named in the error. */
+static int clean_path(const char *entry, const char *name, char **ret, struct ks_error **err)
+{
+    int r = ks_layer_clean_path(name, ret);
+    if (r == -ENAMETOOLONG)
+        return entry_error(err, ENAMETOOLONG, entry, "name longer than %d bytes",
+                           KS_LAYER_MAX_NAME);
+    if (r == -EPERM)
+        return entry_error(err, EPERM, entry, "path leaves the layer");
+    return r < 0 ? ks_error_set(err, -r, "layer entry") : 0;
 }
 
 /* Splits a clean path in place into its directory ("" for dest) and last component. */
@@ -271,7 +282,10 @@ static int parent_dir(struct apply *ap, const char *entry, const char *dir, stru
 
 /* Makes room for a new entry called name: an existing entry of another kind (or any, unless
  * both are directories) is removed, a symlink as the link itself. Sets *ret_is_dir when a
- * directory stays in place. */
+ * directory stays in place. The entry kinds call it only after creating the name failed with
+ * EEXIST: in a new layer directory nearly every name is new, and a stat before each entry
+ * would be wasted. Creation never follows a symlink (O_EXCL, mkdirat, symlinkat, linkat and
+ * mknodat all fail on one), so trying first gives nothing away. */
 static int make_room(struct apply *ap, const char *entry, int pfd, const char *name,
                      bool new_is_dir, bool *ret_is_dir, struct ks_error **err)
 {
@@ -364,7 +378,9 @@ static int finish_node(struct apply *ap, const char *entry, int fd, bool opath, 
     int r = owner(ap, entry, e, &uid, &gid, err);
     if (r < 0)
         return r;
-    if (!ap->o->no_chown && fchownat(pfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+    /* On a file open for writing, the fd calls spare a path lookup each. */
+    if (!ap->o->no_chown &&
+        (opath ? fchownat(pfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) : fchown(fd, uid, gid)) < 0)
         return entry_errno(err, errno, entry, "chown");
     r = set_xattrs(entry, fd, opath, e, err);
     if (r < 0)
@@ -374,7 +390,7 @@ static int finish_node(struct apply *ap, const char *entry, int fd, bool opath, 
         return entry_errno(err, errno, entry, "chmod");
     struct timespec ts[2];
     entry_times(e, ts);
-    if (utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+    if ((opath ? utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW) : futimens(fd, ts)) < 0)
         return entry_errno(err, errno, entry, "setting times");
     return 0;
 }
@@ -390,11 +406,15 @@ static int write_file(struct apply *ap, struct archive *tar, const char *entry, 
     if (archive_entry_sparse_count(e) == 0 && (uint64_t)size > ap->max_size)
         return entry_error(err, EFBIG, entry, "size %lld is over the limit of %llu bytes",
                            (long long)size, (unsigned long long)ap->max_size);
-    int r = make_room(ap, entry, pfd, name, false, NULL, err);
-    if (r < 0)
-        return r;
-    _cleanup_close_ int fd =
-        openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    _cleanup_close_ int fd = openat(pfd, name, flags, 0600);
+    int r;
+    if (fd < 0 && errno == EEXIST) {
+        r = make_room(ap, entry, pfd, name, false, NULL, err);
+        if (r < 0)
+            return r;
+        fd = openat(pfd, name, flags, 0600);
+    }
     if (fd < 0)
         return entry_errno(err, errno, entry, "creating the file");
     int64_t end = 0;
@@ -441,12 +461,16 @@ static int make_dir(struct apply *ap, const char *entry, const char *path, int p
     if (pfd < 0) {
         fd = openat(ap->dest, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     } else {
-        bool exists;
-        int r = make_room(ap, entry, pfd, name, true, &exists, err);
-        if (r < 0)
-            return r;
-        if (!exists && mkdirat(pfd, name, 0700) < 0)
-            return entry_errno(err, errno, entry, "mkdir");
+        if (mkdirat(pfd, name, 0700) < 0) {
+            if (errno != EEXIST)
+                return entry_errno(err, errno, entry, "mkdir");
+            bool exists;
+            int r = make_room(ap, entry, pfd, name, true, &exists, err);
+            if (r < 0)
+                return r;
+            if (!exists && mkdirat(pfd, name, 0700) < 0)
+                return entry_errno(err, errno, entry, "mkdir");
+        }
         fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     }
     if (fd < 0)
@@ -506,11 +530,16 @@ static int make_symlink(struct apply *ap, const char *entry, int pfd, const char
         return entry_error(err, EINVAL, entry, "symlink without a target");
     if (strlen(target) > KS_LAYER_MAX_NAME)
         return entry_error(err, ENAMETOOLONG, entry, "symlink target too long");
-    int r = make_room(ap, entry, pfd, name, false, NULL, err);
-    if (r < 0)
-        return r;
-    if (symlinkat(target, pfd, name) < 0)
-        return entry_errno(err, errno, entry, "symlink");
+    int r;
+    if (symlinkat(target, pfd, name) < 0) {
+        if (errno != EEXIST)
+            return entry_errno(err, errno, entry, "symlink");
+        r = make_room(ap, entry, pfd, name, false, NULL, err);
+        if (r < 0)
+            return r;
+        if (symlinkat(target, pfd, name) < 0)
+            return entry_errno(err, errno, entry, "symlink");
+    }
     uid_t uid;
     gid_t gid;
     r = owner(ap, entry, e, &uid, &gid, err);
@@ -591,6 +620,10 @@ static int make_hardlink(struct apply *ap, const char *entry, const char *path, 
             return entry_error(err, EPERM, entry,
                                "hardlink to symlink `%s` that points out of the layer", link);
     }
+    if (linkat(tfd, tname, pfd, name, 0) == 0)
+        return 0;
+    if (errno != EEXIST)
+        return entry_errno(err, errno, entry, "hardlink to `%s`", link);
     r = make_room(ap, entry, pfd, name, false, NULL, err);
     if (r < 0)
         return r;
@@ -608,11 +641,15 @@ static int make_node(struct apply *ap, const char *entry, int pfd, const char *n
     bool whiteout = type == AE_IFCHR && rdev == 0;
     if ((type == AE_IFCHR || type == AE_IFBLK) && !whiteout && !ap->o->allow_devices)
         return entry_error(err, EPERM, entry, "device nodes are not allowed in this layer");
-    int r = make_room(ap, entry, pfd, name, false, NULL, err);
-    if (r < 0)
-        return r;
-    if (mknodat(pfd, name, type | 0600, rdev) < 0)
-        return entry_errno(err, errno, entry, "mknod");
+    if (mknodat(pfd, name, type | 0600, rdev) < 0) {
+        if (errno != EEXIST)
+            return entry_errno(err, errno, entry, "mknod");
+        int r = make_room(ap, entry, pfd, name, false, NULL, err);
+        if (r < 0)
+            return r;
+        if (mknodat(pfd, name, type | 0600, rdev) < 0)
+            return entry_errno(err, errno, entry, "mknod");
+    }
     _cleanup_close_ int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return entry_errno(err, errno, entry, "opening the node");
@@ -634,11 +671,16 @@ static int whiteout(struct apply *ap, const char *entry, int pfd, const char *na
     const char *victim = name + strlen(WH_PREFIX);
     if (*victim == '\0' || strcmp(victim, ".") == 0 || strcmp(victim, "..") == 0)
         return entry_error(err, EPERM, entry, "invalid whiteout");
-    int r = make_room(ap, entry, pfd, victim, false, NULL, err);
-    if (r < 0)
-        return r;
-    if (mknodat(pfd, victim, S_IFCHR | 0, makedev(0, 0)) < 0)
-        return entry_errno(err, errno, entry, "creating the whiteout");
+    int r;
+    if (mknodat(pfd, victim, S_IFCHR | 0, makedev(0, 0)) < 0) {
+        if (errno != EEXIST)
+            return entry_errno(err, errno, entry, "creating the whiteout");
+        r = make_room(ap, entry, pfd, victim, false, NULL, err);
+        if (r < 0)
+            return r;
+        if (mknodat(pfd, victim, S_IFCHR | 0, makedev(0, 0)) < 0)
+            return entry_errno(err, errno, entry, "creating the whiteout");
+    }
     uid_t uid;
     gid_t gid;
     r = owner(ap, entry, e, &uid, &gid, err);
@@ -698,6 +740,19 @@ static int apply_entry(struct apply *ap, struct archive *tar, struct archive_ent
 
 /* ---- the pass ---- */
 
+struct archive *ks_layer_reader_new(void)
+{
+    struct archive *a = archive_read_new();
+    if (a == NULL)
+        return NULL;
+    archive_read_support_filter_gzip(a);
+    archive_read_support_filter_zstd(a);
+    archive_read_support_filter_xz(a);
+    archive_read_support_filter_bzip2(a);
+    archive_read_support_format_raw(a);
+    return a;
+}
+
 static int archive_fail(struct apply *ap, struct archive *a, const char *what,
                         struct ks_error **err)
 {
@@ -711,7 +766,7 @@ static int archive_fail(struct apply *ap, struct archive *a, const char *what,
 
 static int read_entries(struct apply *ap, struct ks_error **err)
 {
-    _cleanup_(archive_read_freep) struct archive *tar = archive_read_new();
+    _cleanup_archive_read_ struct archive *tar = archive_read_new();
     if (tar == NULL)
         return -ENOMEM;
     archive_read_support_format_tar(tar);
@@ -746,7 +801,8 @@ static int drain(struct apply *ap, struct ks_error **err)
             break;
         if (r < ARCHIVE_WARN)
             return archive_fail(ap, ap->raw, "decompressing the layer", err);
-        EVP_DigestUpdate(ap->tar_hash, buf, size);
+        if (!ap->same_stream)
+            EVP_DigestUpdate(ap->tar_hash, buf, size);
         ap->tar_size += size;
         if (ap->tar_size > ap->max_size) {
             ap->too_big = true;
@@ -754,14 +810,15 @@ static int drain(struct apply *ap, struct ks_error **err)
         }
     }
     for (;;) {
-        ssize_t n = read(ap->fd, ap->buf, BLOB_BUF_SIZE);
+        void *b = ks_bg_hash_next(ap->blob_hash);
+        ssize_t n = read(ap->fd, b, BLOB_BUF_SIZE);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             return ks_error_set(err, errno, "reading the layer");
         if (n == 0)
             return 0;
-        EVP_DigestUpdate(ap->blob_hash, ap->buf, (size_t)n);
+        ks_bg_hash_submit(ap->blob_hash, (size_t)n);
         ap->blob_size += (uint64_t)n;
     }
 }
@@ -769,16 +826,9 @@ static int drain(struct apply *ap, struct ks_error **err)
 static int open_raw(struct apply *ap, bool *ret_empty, struct ks_error **err)
 {
     *ret_empty = false;
-    ap->raw = archive_read_new();
+    ap->raw = ks_layer_reader_new();
     if (ap->raw == NULL)
         return -ENOMEM;
-    /* Named filters only: archive_read_support_filter_all() would also run external programs
-     * (lrzip, lzop, grzip) on untrusted input. */
-    archive_read_support_filter_gzip(ap->raw);
-    archive_read_support_filter_zstd(ap->raw);
-    archive_read_support_filter_xz(ap->raw);
-    archive_read_support_filter_bzip2(ap->raw);
-    archive_read_support_format_raw(ap->raw);
     if (archive_read_open(ap->raw, ap, NULL, blob_read, NULL) != ARCHIVE_OK) {
         /* The raw format takes any byte, so only an empty blob (or a read error) ends here. */
         if (ap->blob_size == 0 && ap->read_errno == 0) {
@@ -795,6 +845,11 @@ static int open_raw(struct apply *ap, bool *ret_empty, struct ks_error **err)
     }
     if (r < ARCHIVE_WARN)
         return archive_fail(ap, ap->raw, "decompressing the layer", err);
+    /* Without a filter the raw reader hands on the blob's bytes as they are, from the first to
+     * the last (it reads the fd to its end), so the diff_id is the digest: hashing the same
+     * bytes twice cost a quarter of an import's CPU time. */
+    ap->same_stream = archive_filter_count(ap->raw) == 1 &&
+                      archive_filter_code(ap->raw, 0) == ARCHIVE_FILTER_NONE;
     return 0;
 }
 
@@ -809,16 +864,18 @@ int ks_layer_apply(int fd, int dest_dirfd, const struct ks_layer_apply_opts *o,
         .cache_fd = -EBADF,
     };
     ap.max_size = ap.o->max_size ? ap.o->max_size : KS_LAYER_DEFAULT_MAX_SIZE;
-    ap.blob_hash = EVP_MD_CTX_new();
+    int r = ks_bg_hash_new(BLOB_BUF_SIZE, &ap.blob_hash);
+    if (r < 0)
+        return ks_error_set(err, -r, "setting up the layer digests");
     ap.tar_hash = EVP_MD_CTX_new();
-    ap.buf = malloc(BLOB_BUF_SIZE);
-    if (ap.blob_hash == NULL || ap.tar_hash == NULL || ap.buf == NULL ||
-        EVP_DigestInit_ex(ap.blob_hash, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestInit_ex(ap.tar_hash, EVP_sha256(), NULL) != 1)
+    if (ap.tar_hash == NULL || EVP_DigestInit_ex(ap.tar_hash, EVP_sha256(), NULL) != 1)
         return ks_error_set(err, ENOMEM, "setting up the layer digests");
 
+    /* Read once, front to back: let the kernel read ahead further. Not a regular file (a pipe,
+     * a socket): ESPIPE, and nothing changes. */
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     bool empty;
-    int r = open_raw(&ap, &empty, err);
+    r = open_raw(&ap, &empty, err);
     if (r < 0)
         return r;
     if (!empty) {
@@ -838,8 +895,13 @@ int ks_layer_apply(int fd, int dest_dirfd, const struct ks_layer_apply_opts *o,
             .uncompressed_size = ap.tar_size,
             .entries = ap.entries_seen,
         };
-        ks_sha256_final(ap.tar_hash, ret->diff_id);
-        ks_sha256_final(ap.blob_hash, ret->digest);
+        r = ks_bg_hash_final(ap.blob_hash, ret->digest);
+        if (r < 0)
+            return ks_error_set(err, -r, "finishing the layer digest");
+        if (ap.same_stream)
+            memcpy(ret->diff_id, ret->digest, sizeof(ret->diff_id));
+        else
+            ks_sha256_final(ap.tar_hash, ret->diff_id);
     }
     return 0;
 }

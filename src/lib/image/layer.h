@@ -42,6 +42,13 @@ struct ks_layer_result {
  * symlinks, hardlinks to outside) are refused with an error naming the entry; leading "/" is
  * dropped. On error the destination holds a partial layer, which the caller removes. o may be
  * NULL for the defaults. *ret (optional) is filled in by value: nothing to free. */
+/* A tar member's path as the apply step cleans it: leading "/" (Docker strips it), empty and "."
+ * components dropped, single slashes between the rest; "" is the destination itself. Everything
+ * that reads tar paths in the image module uses it, so that they agree on which file a member
+ * names. -ENAMETOOLONG over KS_LAYER_MAX_NAME, -EPERM for a ".." component (it would leave the
+ * layer), -ENOMEM; else 0 and *ret is owned by the caller. No message: callers name the entry. */
+int ks_layer_clean_path(const char *name, char **ret);
+
 int ks_layer_apply(int fd, int dest_dirfd, const struct ks_layer_apply_opts *o,
                    struct ks_layer_result *ret, struct ks_error **err);
 

@@ -306,7 +306,8 @@ static int fs_fail(int fsfd, struct ks_error **err, const char *what, const char
 /* Mounts with the new mount API, each lower layer given on its own. -EOPNOTSUPP (without an
  * error message) tells the caller to use the option string instead. */
 static int mount_new_api(const char *store_root, char *const *lowers, size_t n, const char *upper,
-                         const char *work, const char *target, bool readonly, struct ks_error **err)
+                         const char *work, const char *target, bool readonly, bool vol,
+                         struct ks_error **err)
 {
     _cleanup_close_ int fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
     if (fsfd < 0)
@@ -326,6 +327,8 @@ static int mount_new_api(const char *store_root, char *const *lowers, size_t n, 
             return fs_fail(fsfd, err, "upper directory", upper);
         if (fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", work, 0) < 0)
             return fs_fail(fsfd, err, "work directory", work);
+        if (vol && fsconfig(fsfd, FSCONFIG_SET_FLAG, "volatile", NULL, 0) < 0)
+            return fs_fail(fsfd, err, "volatile upper directory", upper);
     }
     if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
         return fs_fail(fsfd, err, "create mount on", target);
@@ -354,7 +357,8 @@ static void opt_append(char *buf, size_t *len, size_t cap, const char *s, bool e
 /* The classic way: one option string with short, store-relative lower names, mounted by a
  * child whose working directory is the store (the caller's stays untouched). */
 static int mount_legacy(const char *store_root, char *const *lowers, size_t n, const char *upper,
-                        const char *work, const char *target, bool readonly, struct ks_error **err)
+                        const char *work, const char *target, bool readonly, bool vol,
+                        struct ks_error **err)
 {
     /* The child changes directory: every other path must not depend on the current one. */
     _cleanup_free_ char *abs_target = realpath(target, NULL);
@@ -380,6 +384,8 @@ static int mount_legacy(const char *store_root, char *const *lowers, size_t n, c
         opt_append(opts, &len, cap + 1, abs_upper, true);
         opt_append(opts, &len, cap + 1, ",workdir=", false);
         opt_append(opts, &len, cap + 1, abs_work, true);
+        if (vol)
+            opt_append(opts, &len, cap + 1, ",volatile", false);
     }
     if (len >= cap)
         return ks_error_set_plain(err, E2BIG,
@@ -423,7 +429,7 @@ static int mount_bind(const char *source, const char *target, bool readonly, str
 
 /* lowers are "l/<short>" names relative to the store, top first. */
 static int mount_lowers(const char *store_root, char *const *lowers, size_t n, const char *upper,
-                        const char *work, const char *target, bool readonly, bool legacy,
+                        const char *work, const char *target, bool readonly, bool legacy, bool vol,
                         struct ks_error **err)
 {
     if ((upper == NULL) != (work == NULL))
@@ -440,11 +446,11 @@ static int mount_lowers(const char *store_root, char *const *lowers, size_t n, c
         return mount_bind(path, target, true, err);
     }
     if (!legacy) {
-        int r = mount_new_api(store_root, lowers, n, upper, work, target, readonly, err);
+        int r = mount_new_api(store_root, lowers, n, upper, work, target, readonly, vol, err);
         if (r != -EOPNOTSUPP)
             return r;
     }
-    return mount_legacy(store_root, lowers, n, upper, work, target, readonly, err);
+    return mount_legacy(store_root, lowers, n, upper, work, target, readonly, vol, err);
 }
 
 /* "l/<short>" for each cache ID. */
@@ -478,7 +484,7 @@ static int snapshot_mount(const char *store_root, const char *const *ids, size_t
     _cleanup_strv_ char **lowers = NULL;
     int r = links_for(store_root, ids, n, &lowers, err);
     if (r >= 0)
-        r = mount_lowers(store_root, lowers, n, upper, work, target, readonly, legacy, err);
+        r = mount_lowers(store_root, lowers, n, upper, work, target, readonly, legacy, false, err);
     return r < 0 ? ks_error_wrap(err, "mount snapshot on `%s`", target) : 0;
 }
 
@@ -545,8 +551,26 @@ int ks_snapshot_container_create(const char *store_root, const char *top_layer_c
     return 0;
 }
 
+/* Overlay refuses to mount again an upper directory that was mounted volatile (it cannot tell a
+ * clean unmount from a crash) until this marker is gone. */
+static void clear_volatile_marker(const char *work)
+{
+    _cleanup_close_ int dfd = open(work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return;
+    unlinkat(dfd, "work/incompat/volatile/dirty", 0);
+    unlinkat(dfd, "work/incompat/volatile", AT_REMOVEDIR);
+    unlinkat(dfd, "work/incompat", AT_REMOVEDIR);
+}
+
 int ks_snapshot_container_mount(const char *store_root, const char *id, char **ret_merged,
                                 struct ks_error **err)
+{
+    return ks_snapshot_container_mount_flags(store_root, id, 0, ret_merged, err);
+}
+
+int ks_snapshot_container_mount_flags(const char *store_root, const char *id, unsigned flags,
+                                      char **ret_merged, struct ks_error **err)
 {
     if (!valid_id(id))
         return ks_error_set_plain(err, EINVAL, "invalid container snapshot `%s`", id ? id : "");
@@ -561,9 +585,12 @@ int ks_snapshot_container_mount(const char *store_root, const char *id, char **r
             return storefd;
         _cleanup_strv_ char **lowers = NULL;
         int r = read_lower(storefd, id, &lowers, err);
+        bool vol = flags & KS_SNAPSHOT_MOUNT_VOLATILE;
+        if (r >= 0 && vol)
+            clear_volatile_marker(work);
         if (r >= 0)
             r = mount_lowers(store_root, lowers, ks_strv_len(lowers), upper, work, merged, false,
-                             false, err);
+                             false, vol, err);
         if (r < 0)
             return ks_error_wrap(err, "mount container snapshot `%s`", id);
     }

@@ -61,6 +61,13 @@ int ks_snapshot_container_create(const char *store_root, const char *top_layer_c
  * error. */
 int ks_snapshot_container_mount(const char *store_root, const char *id, char **ret_merged,
                                 struct ks_error **err);
+/* Flags of ks_snapshot_container_mount_flags(). VOLATILE: overlay's "volatile" option, which
+ * skips every sync of the upper directory, above all the sync of the whole upper file system at
+ * unmount (tens to hundreds of milliseconds on a busy disk). Its contents are lost for good
+ * after a machine crash, so it is meant for containers that are removed when they exit. */
+#define KS_SNAPSHOT_MOUNT_VOLATILE 0x1u
+int ks_snapshot_container_mount_flags(const char *store_root, const char *id, unsigned flags,
+                                      char **ret_merged, struct ks_error **err);
 int ks_snapshot_container_unmount(const char *store_root, const char *id, struct ks_error **err);
 /* Unmounts and removes the container's snapshot; a missing one is not an error. */
 int ks_snapshot_container_remove(const char *store_root, const char *id, struct ks_error **err);

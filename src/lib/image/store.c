@@ -4,6 +4,7 @@
  * The compressed blob a layer was imported from is kept (for save and push) and found by its
  * diff_id through <root>/layerblobs/<diff hex>, a one-line file naming the blob's digest: the
  * database schema has no column for it yet. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -197,7 +198,7 @@ static int import_layer(struct ks_store *s, int tar_fd, char **ret_cache, char *
         ks_snapshot_layer_remove(s->overlay, cache_id, NULL);
         return r;
     }
-    *ret_size = ks_store_dir_size(dfd);
+    *ret_size = ks_dir_size(dfd);
     memcpy(ret_diff_id, res.diff_id, KS_LAYER_DIGEST_LEN);
     *ret_cache = TAKE_PTR(cache_id);
     return 0;
@@ -550,6 +551,117 @@ static int gc_blobs(struct ks_store *s, struct ks_error **err)
     return r;
 }
 
+static bool strv_has(char **v, const char *s)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        if (strcmp(v[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* The directories under <root>/overlay that something names: layers and container snapshots. */
+static int gc_dirs_keep(struct ks_store *s, char ***keep, struct ks_error **err)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r = ks_db_prepare(s->db,
+                          "SELECT cache_id FROM layers UNION "
+                          "SELECT snapshot FROM containers WHERE snapshot IS NOT NULL",
+                          &st, err);
+    if (r < 0)
+        return r;
+    while ((r = ks_db_step(s->db, st, "collect layer directories", err)) > 0) {
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        if (v && strv_push(keep, strdup(v)) < 0)
+            return ks_error_set(err, ENOMEM, "collect layer directories");
+    }
+    return r;
+}
+
+/* Short links in <root>/overlay/l whose directory is gone. */
+static int gc_links(struct ks_store *s, int overlay_fd, struct ks_error **err)
+{
+    int fd = openat(overlay_fd, "l", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : ks_error_set(err, errno, "open `%s/l`", s->overlay);
+    _cleanup_closedir_ DIR *d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        return ks_error_set(err, errno, "open `%s/l`", s->overlay);
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        if (de->d_type != DT_LNK && de->d_type != DT_UNKNOWN)
+            continue;
+        /* Followed, a link reaches ../<cache id>/diff; ENOENT: that directory is gone. */
+        if (fstatat(dirfd(d), de->d_name, &st, 0) == 0 || errno != ENOENT)
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
+            return ks_error_set(err, errno, "remove `%s/l/%s`", s->overlay, de->d_name);
+    }
+    return 0;
+}
+
+/* Lists the directories under <root>/overlay that keep does not name. */
+static int gc_strays(struct ks_store *s, int overlay_fd, char **keep, char ***drop,
+                     struct ks_error **err)
+{
+    int fd = fcntl(overlay_fd, F_DUPFD_CLOEXEC, 3);
+    _cleanup_closedir_ DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return ks_error_set(err, errno, "open `%s`", s->overlay);
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
+            continue;
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+            strcmp(de->d_name, "l") == 0 || strv_has(keep, de->d_name))
+            continue;
+        if (strv_push(drop, strdup(de->d_name)) < 0)
+            return ks_error_set(err, ENOMEM, "collect layer directories");
+    }
+    return 0;
+}
+
+/* Removes the layer directories that no layer row and no container names: what an import, a
+ * load or a container creation killed between making its directory and recording it left
+ * behind. Only under the exclusive lock: every writer holds the shared one from making a
+ * directory until its row is committed. */
+static int gc_sweep(struct ks_store *s, struct ks_error **err)
+{
+    _cleanup_strv_ char **keep = NULL, **drop = NULL;
+    int r = gc_dirs_keep(s, &keep, err);
+    if (r < 0)
+        return r;
+    _cleanup_close_ int ofd = open(s->overlay, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (ofd < 0)
+        return ks_error_set(err, errno, "open `%s`", s->overlay);
+    r = gc_strays(s, ofd, keep, &drop, err);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; drop && drop[i]; i++) {
+        struct stat st;
+        if (fstatat(ofd, drop[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+            continue;
+        /* A name the snapshot code never makes is not ours to remove (EINVAL). */
+        struct ks_error *e = NULL;
+        r = ks_snapshot_layer_remove(s->overlay, drop[i], &e);
+        if (r < 0 && r != -EINVAL) {
+            if (err && *err == NULL)
+                *err = TAKE_PTR(e);
+            ks_error_free(e);
+            return r;
+        }
+        ks_error_free(e);
+    }
+    return gc_links(s, ofd, err);
+}
+
 int ks_store_gc(struct ks_store *s, struct ks_error **err)
 {
     _cleanup_close_ int lock = ks_store_lock(s, LOCK_EX, err);
@@ -570,6 +682,9 @@ int ks_store_gc(struct ks_store *s, struct ks_error **err)
             strncmp(diffs[i], "sha256:", 7) == 0)
             unlinkat(s->layerblobs_fd, diffs[i] + 7, 0);
     }
+    r = gc_sweep(s, err);
+    if (r < 0)
+        return ks_error_wrap(err, "collect layer directories");
     r = gc_blobs(s, err);
     if (r < 0)
         return ks_error_wrap(err, "collect blobs");

@@ -61,7 +61,9 @@ int ks_store_untag(struct ks_store *s, const char *ref, struct ks_error **err);
 int ks_store_remove(struct ks_store *s, const char *name, bool force, char ***ret_untagged,
                     char ***ret_deleted, struct ks_error **err);
 
-/* Collects layers no image uses (directory and row) and blobs nothing references. */
+/* Collects layers no image uses (directory and row), layer directories under <root>/overlay
+ * that no layer and no container names (with their dangling short links), and blobs nothing
+ * references. Holds the exclusive store lock meanwhile. */
 int ks_store_gc(struct ks_store *s, struct ks_error **err);
 
 /* One image as `images` lists it. */
@@ -97,6 +99,38 @@ int ks_store_history_json(struct ks_store *s, const char *id, json_object **ret,
  * them, the layer's diff_id, a history entry. *ret is owned by the caller. */
 int ks_image_config_import(const char *const *changes, const char *diff_id, const char *comment,
                            json_object **ret, struct ks_error **err);
+
+/* Applies Dockerfile-style change lines (CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL,
+ * VOLUME, STOPSIGNAL; as import and commit take them) to cfg, an image config's "config"
+ * object, in place. changes is NULL-terminated and may be NULL. */
+int ks_image_config_apply_changes(json_object *cfg, const char *const *changes,
+                                  struct ks_error **err);
+
+/* Takes the store lock: LOCK_SH for anything that makes a layer directory or a container
+ * snapshot and then records it (held from the directory to the commit of its row), LOCK_EX for
+ * the collector. Returns the fd that holds it, owned by the caller. */
+int ks_store_lock(struct ks_store *s, int how, struct ks_error **err);
+
+/* --- committing a container (store_commit.c) --- */
+
+struct ks_store_commit_opts {
+    const char *image_id; /* the container's image: its layers are the new image's base */
+    int upper_dirfd;      /* the container's upper directory, whose changes become a layer */
+    json_object *config;  /* the container's "Config" (Cmd, Env …), borrowed; NULL: image's */
+    const char *const *changes; /* change lines applied over config; may be NULL */
+    const char *comment;        /* the history entry's comment (`-m`); may be NULL */
+    const char *author;         /* the image's author (`-a`); may be NULL */
+    const char *created_by;     /* the history entry's created_by; may be NULL */
+    const char *ref;            /* tagged to the new image; may be NULL */
+};
+
+/* `docker commit`: a new image made of the image's layers and one more, the upper directory
+ * written out as a layer tar (ks_layer_diff: whiteouts for deleted files, opaque directories),
+ * with the container's config and the changes applied and a history entry added. The caller
+ * keeps the upper directory still while this runs (pauses the container). *ret_image_id
+ * ("sha256:<hex>") is owned by the caller. */
+int ks_store_commit(struct ks_store *s, const struct ks_store_commit_opts *o, char **ret_image_id,
+                    struct ks_error **err);
 
 /* --- adding images from their layers (store_add.c) ---
  *
@@ -141,6 +175,12 @@ const char *ks_store_layer_diff_id(const struct ks_store_layer *l);
 const char *ks_store_layer_digest(const struct ks_store_layer *l);
 /* Whether its bytes were compressed (the blob digest differs from the diff_id). */
 bool ks_store_layer_compressed(const struct ks_store_layer *l);
+
+/* A pending layer for a layer the store holds already on the chain parent_chain_id (NULL for a
+ * base layer) with this diff_id: nothing is read. -ENOENT when the store does not have it.
+ * *ret is owned by the caller (ks_store_layer_free). */
+int ks_store_layer_existing(struct ks_store *s, const char *parent_chain_id, const char *diff_id,
+                            struct ks_store_layer **ret, struct ks_error **err);
 
 /* Frees a pending layer and removes its directory unless an image now uses it. NULL is fine. */
 void ks_store_layer_free(struct ks_store_layer *l);

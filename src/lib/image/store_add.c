@@ -18,6 +18,7 @@
 #include "../base/hash.h"
 #include "../engine/db.h"
 #include "blobstore.h"
+#include "layer_archive.h"
 #include "manifest.h"
 #include "ref.h"
 #include "snapshot.h"
@@ -94,35 +95,19 @@ static la_ssize_t hash_read(struct archive *a, void *data, const void **buf)
     return (la_ssize_t)n;
 }
 
-static void md_freep(EVP_MD_CTX **m)
-{
-    EVP_MD_CTX_free(*m);
-}
-
-static void archive_freep(struct archive **a)
-{
-    if (*a)
-        archive_read_free(*a);
-}
-
 /* Hashes the bytes of a layer already in the store: their digest and, decompressed, their
  * diff_id. The tar itself is not parsed: the digests are what the caller checks. */
 static int hash_only(ks_store_block_fn fn, void *userdata, char *ret_diff_id, char *ret_digest,
                      struct ks_error **err)
 {
-    _cleanup_(md_freep) EVP_MD_CTX *raw = EVP_MD_CTX_new();
-    _cleanup_(md_freep) EVP_MD_CTX *tar = EVP_MD_CTX_new();
-    _cleanup_(archive_freep) struct archive *a = archive_read_new();
+    _cleanup_md_ EVP_MD_CTX *raw = EVP_MD_CTX_new();
+    _cleanup_md_ EVP_MD_CTX *tar = EVP_MD_CTX_new();
+    _cleanup_archive_read_ struct archive *a = ks_layer_reader_new();
     if (raw == NULL || tar == NULL || a == NULL ||
         EVP_DigestInit_ex(raw, EVP_sha256(), NULL) != 1 ||
         EVP_DigestInit_ex(tar, EVP_sha256(), NULL) != 1)
         return ks_error_set(err, ENOMEM, "hash the layer");
     struct hash_pass h = {.fn = fn, .userdata = userdata, .raw = raw};
-    archive_read_support_filter_gzip(a);
-    archive_read_support_filter_zstd(a);
-    archive_read_support_filter_xz(a);
-    archive_read_support_filter_bzip2(a);
-    archive_read_support_format_raw(a);
     int r = archive_read_open(a, &h, NULL, hash_read, NULL);
     struct archive_entry *e;
     if (r == ARCHIVE_OK)
@@ -187,7 +172,7 @@ static int already_there(struct ks_store *s, const struct ks_store_layer_opts *o
         r = ks_db_layer_get(s->db, KS_DB_LAYER_BY_DIFF_ID, o->expected_diff_id, &l, err);
     } else {
         char chain[KS_LAYER_DIGEST_LEN];
-        if (ks_store_chain_id(o->parent_chain_id, o->expected_diff_id, chain) < 0)
+        if (ks_chain_id(o->parent_chain_id, o->expected_diff_id, chain) < 0)
             return ks_error_set(err, ENOMEM, "chain ID");
         r = ks_db_layer_get(s->db, KS_DB_LAYER_BY_CHAIN_ID, chain, &l, err);
     }
@@ -254,7 +239,7 @@ static int unpack(struct ks_store_layer *l, const char *parent_cache, ks_store_b
         snprintf(l->blob, sizeof(l->blob), "%s", blob);
         l->blob_kept = true;
     }
-    l->size = ks_store_dir_size(dfd);
+    l->size = ks_dir_size(dfd);
     return 0;
 }
 
@@ -303,6 +288,37 @@ int ks_store_layer_add_stream(struct ks_store *s, ks_store_block_fn fn, void *us
     r = unpack(l, parent_cache, fn, userdata, o, err);
     if (r < 0)
         return ks_error_wrap(err, "add layer");
+    *ret = TAKE_PTR(l);
+    return 0;
+}
+
+int ks_store_layer_existing(struct ks_store *s, const char *parent_chain_id, const char *diff_id,
+                            struct ks_store_layer **ret, struct ks_error **err)
+{
+    if (!ks_is_digest(diff_id))
+        return ks_error_set_plain(err, EINVAL, "invalid diff ID `%s`", diff_id);
+    _cleanup_(ks_store_layer_free_p) struct ks_store_layer *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return ks_error_set(err, ENOMEM, "add layer");
+    l->s = s;
+    /* Taken before the look-up: the collector cannot remove the layer from here on. */
+    l->lock = ks_store_lock(s, LOCK_SH, err);
+    if (l->lock < 0)
+        return l->lock;
+    char chain[KS_LAYER_DIGEST_LEN];
+    if (ks_chain_id(parent_chain_id, diff_id, chain) < 0)
+        return ks_error_set(err, ENOMEM, "chain ID");
+    _cleanup_db_layer_ struct ks_db_layer *have = NULL;
+    int r = ks_db_layer_get(s->db, KS_DB_LAYER_BY_CHAIN_ID, chain, &have, err);
+    if (r < 0)
+        return r;
+    if (parent_chain_id && (l->parent_chain = strdup(parent_chain_id)) == NULL)
+        return ks_error_set(err, ENOMEM, "add layer");
+    snprintf(l->diff_id, sizeof(l->diff_id), "%s", diff_id);
+    /* The digest of the bytes it came from: its blob's, else the tar's own. */
+    _cleanup_free_ char *blob = NULL;
+    ks_store_layerblob_get(s, diff_id, &blob, NULL);
+    snprintf(l->digest, sizeof(l->digest), "%s", blob ? blob : diff_id);
     *ret = TAKE_PTR(l);
     return 0;
 }
@@ -393,7 +409,7 @@ static int reapply(struct add *a, struct ks_store_layer *l, const char *parent_c
         ks_snapshot_layer_remove(a->s->overlay, cache, NULL);
         return r;
     }
-    *ret_size = ks_store_dir_size(dfd);
+    *ret_size = ks_dir_size(dfd);
     *ret_cache = TAKE_PTR(cache);
     return 0;
 }
@@ -590,8 +606,7 @@ static int add_once(struct add *a, const char *id, char **tags, struct ks_error 
     if (a->chains == NULL || a->caches == NULL)
         return ks_error_set(err, ENOMEM, "add image");
     for (size_t i = 0; i < n; i++)
-        if (ks_store_chain_id(i ? a->chains[i - 1] : NULL, a->spec->layers[i]->diff_id,
-                              a->chains[i]) < 0)
+        if (ks_chain_id(i ? a->chains[i - 1] : NULL, a->spec->layers[i]->diff_id, a->chains[i]) < 0)
             return ks_error_set(err, ENOMEM, "chain ID");
     for (size_t i = 0; i < n; i++) {
         int r = layer_dir(a, i, err);

@@ -268,6 +268,20 @@ static int apply_change(json_object *cfg, const char *line, struct ks_error **er
     return ks_error_msg(err, "unknown change");
 }
 
+int ks_image_config_apply_changes(json_object *cfg, const char *const *changes,
+                                  struct ks_error **err)
+{
+    /* ENV adds to the list there is: make sure there is one. */
+    if (ks_json_get_type(cfg, "Env", json_type_array) == NULL)
+        json_object_object_add(cfg, "Env", json_object_new_array());
+    for (size_t i = 0; changes && changes[i]; i++) {
+        int r = apply_change(cfg, changes[i], err);
+        if (r < 0)
+            return ks_error_wrap(err, "--change `%s`", changes[i]);
+    }
+    return 0;
+}
+
 int ks_image_config_import(const char *const *changes, const char *diff_id, const char *comment,
                            json_object **ret, struct ks_error **err)
 {

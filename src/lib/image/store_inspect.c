@@ -157,12 +157,28 @@ static void add_str(json_object *o, const char *k, const char *v)
     json_object_object_add(o, k, json_object_new_string(v ? v : ""));
 }
 
+/* The image's row and its parsed config (NULL when none is stored), both owned by the caller. */
+static int image_and_config(struct ks_db *db, const char *id, struct ks_db_image **ret_img,
+                            json_object **ret_cfg, struct ks_error **err)
+{
+    _cleanup_db_image_ struct ks_db_image *img = NULL;
+    int r = ks_db_image_get(db, id, &img, err);
+    if (r < 0)
+        return r;
+    *ret_cfg = NULL;
+    if (img->config && ks_json_parse(img->config, strlen(img->config), ret_cfg, err) < 0)
+        return ks_error_wrap(err, "image `%s`", id);
+    *ret_img = TAKE_PTR(img);
+    return 0;
+}
+
 int ks_store_inspect_json(struct ks_store *s, const char *id, json_object **ret,
                           struct ks_error **err)
 {
     struct ks_db *db = ks_store_db(s);
     _cleanup_db_image_ struct ks_db_image *img = NULL;
-    int r = ks_db_image_get(db, id, &img, err);
+    _cleanup_json_ json_object *cfg = NULL;
+    int r = image_and_config(db, id, &img, &cfg, err);
     if (r < 0)
         return r;
     struct ks_store_image names = {.id = img->id};
@@ -170,9 +186,6 @@ int ks_store_inspect_json(struct ks_store *s, const char *id, json_object **ret,
     _cleanup_strv_ char **tags = names.tags, **digests = names.digests;
     if (r < 0)
         return r;
-    _cleanup_json_ json_object *cfg = NULL;
-    if (img->config && ks_json_parse(img->config, strlen(img->config), &cfg, err) < 0)
-        return ks_error_wrap(err, "image `%s`", id);
     json_object *history = ks_json_get_type(cfg, "history", json_type_array);
     json_object *h0 = history ? json_object_array_get_idx(history, 0) : NULL;
 
@@ -181,7 +194,10 @@ int ks_store_inspect_json(struct ks_store *s, const char *id, json_object **ret,
     json_object_object_add(o, "RepoTags", strv_to_json(tags));
     json_object_object_add(o, "RepoDigests", strv_to_json(digests));
     add_str(o, "Parent", "");
-    add_str(o, "Comment", ks_json_str(h0, "comment"));
+    /* A committed image says its comment at the top, as Docker's do; an imported one in its
+     * one history entry. */
+    const char *comment = ks_json_str(cfg, "comment");
+    add_str(o, "Comment", comment ? comment : ks_json_str(h0, "comment"));
     add_str(o, "Created", ks_json_str(cfg, "created"));
     add_str(o, "DockerVersion", ks_json_str(cfg, "docker_version"));
     add_str(o, "Author", ks_json_str(cfg, "author"));
@@ -218,12 +234,10 @@ int ks_store_history_json(struct ks_store *s, const char *id, json_object **ret,
 {
     struct ks_db *db = ks_store_db(s);
     _cleanup_db_image_ struct ks_db_image *img = NULL;
-    int r = ks_db_image_get(db, id, &img, err);
+    _cleanup_json_ json_object *cfg = NULL;
+    int r = image_and_config(db, id, &img, &cfg, err);
     if (r < 0)
         return r;
-    _cleanup_json_ json_object *cfg = NULL;
-    if (img->config && ks_json_parse(img->config, strlen(img->config), &cfg, err) < 0)
-        return ks_error_wrap(err, "image `%s`", id);
     json_object *history = ks_json_get_type(cfg, "history", json_type_array);
     size_t n = history ? json_object_array_length(history) : 0;
     _cleanup_json_ json_object *out = json_object_new_array();

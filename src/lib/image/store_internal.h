@@ -25,10 +25,6 @@ struct ks_store {
     struct ks_blobstore *blobs;
 };
 
-/* Takes the store lock (LOCK_SH for writers of new content, LOCK_EX for the collector) and
- * returns the fd that holds it, owned by the caller. */
-int ks_store_lock(struct ks_store *s, int how, struct ks_error **err);
-
 /* Streams a layer from src into the layer directory dest (ks_layer_apply on a thread of its
  * own) and, when w is not NULL, into the blob writer w in the same pass: a compressed stream as
  * it is, an uncompressed tar as its index over dest (tarsplit.h), whose *ret_unsafe (may be
@@ -73,16 +69,9 @@ int ks_store_layerblob_record(struct ks_store *s, const char *diff_id, const cha
 int ks_store_layerblob_get(struct ks_store *s, const char *diff_id, char **ret,
                            struct ks_error **err);
 
-/* Bytes of the files under dirfd (not the directories), as Docker counts a layer's size. */
-int64_t ks_store_dir_size(int dirfd);
-
 /* "docker.io/library/busybox:latest" → "busybox:latest"; a copy of s when it does not parse.
  * New string owned by the caller; NULL only when out of memory. */
 char *ks_store_familiar(const char *s);
 
 /* Parses a reference to tag (a digest is not a tag); *ret (full form) owned by the caller. */
 int ks_store_tag_ref(const char *name, char **ret, struct ks_error **err);
-
-/* "sha256(parent + " " + diff_id)", the image spec's chain ID, into out; a base layer's chain
- * ID is its diff_id. */
-int ks_store_chain_id(const char *parent, const char *diff_id, char out[KS_LAYER_DIGEST_LEN]);

@@ -166,8 +166,24 @@ static int copy_from_file(int fd, off_t start, struct ks_blob_writer *w, struct 
     _cleanup_free_ char *buf = malloc(FD_SOURCE_BUF_SIZE);
     if (buf == NULL)
         return ks_error_set(err, ENOMEM, "keep the layer");
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return ks_error_set(err, errno, "read the layer");
     for (off_t off = start;;) {
-        ssize_t n = pread(fd, buf, FD_SOURCE_BUF_SIZE, off);
+        /* The index needs the tar's headers, not its files' data (the layer directory holds
+         * it): pass over that data instead of copying it out of the page cache. */
+        uint64_t skip = split ? ks_tarsplit_skippable(split) : 0;
+        if (skip > 0 && off < st.st_size) {
+            uint64_t left = (uint64_t)(st.st_size - off);
+            uint64_t n = skip < left ? skip : left;
+            int r = ks_tarsplit_skip(split, n, err);
+            if (r < 0)
+                return r;
+            off += (off_t)n;
+            continue;
+        }
+        size_t want = split ? ks_tarsplit_read_size(split, FD_SOURCE_BUF_SIZE) : FD_SOURCE_BUF_SIZE;
+        ssize_t n = pread(fd, buf, want, off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -307,36 +323,6 @@ void ks_store_fd_source_release(struct ks_store_fd_source *src)
     src->buf = NULL;
 }
 
-int64_t ks_store_dir_size(int dirfd)
-{
-    int fd = dup(dirfd);
-    if (fd < 0)
-        return 0;
-    _cleanup_closedir_ DIR *d = fdopendir(fd);
-    if (d == NULL) {
-        close(fd);
-        return 0;
-    }
-    int64_t total = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        struct stat st;
-        if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            _cleanup_close_ int sub =
-                openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (sub >= 0)
-                total += ks_store_dir_size(sub);
-        } else {
-            total += st.st_size;
-        }
-    }
-    return total;
-}
-
 int ks_store_layerblob_record(struct ks_store *s, const char *diff_id, const char *blob,
                               struct ks_error **err)
 {
@@ -372,15 +358,4 @@ int ks_store_tag_ref(const char *name, char **ret, struct ks_error **err)
         return ks_error_msg(err, "refusing to create a tag with a digest reference");
     *ret = ks_ref_string(ref);
     return *ret ? 0 : ks_error_set(err, ENOMEM, "tag");
-}
-
-int ks_store_chain_id(const char *parent, const char *diff_id, char out[KS_LAYER_DIGEST_LEN])
-{
-    if (parent == NULL) {
-        snprintf(out, KS_LAYER_DIGEST_LEN, "%s", diff_id);
-        return 0;
-    }
-    char in[2 * KS_LAYER_DIGEST_LEN + 1];
-    int len = snprintf(in, sizeof(in), "%s %s", parent, diff_id);
-    return ks_sha256_hex(in, (size_t)len, out);
 }

@@ -13,9 +13,12 @@
 
 #include "../base/fs.h"
 #include "blobstore.h"
+#include "layer.h"
 
 #define BLOCK          512
 #define RAW_BUF_SIZE   (64 * 1024)
+#define SKIP_READ      (8 * 1024)    /* a read while skipping file data */
+#define OUT_BUF_SIZE   (256 * 1024)  /* records gathered before they go to the blob writer */
 #define MAX_EXT_HEADER (1024 * 1024) /* a PAX or GNU long-name header held to be read */
 #define REPLAY_BUF     (1024 * 1024)
 
@@ -106,6 +109,9 @@ struct ks_tarsplit {
     struct set files, dirs;
     unsigned char *raw;
     size_t raw_len;
+    /* Records are small (a few per entry): written one by one they cost a write call each. */
+    unsigned char *out;
+    size_t out_len;
 };
 
 void ks_tarsplit_free(struct ks_tarsplit *t)
@@ -118,13 +124,15 @@ void ks_tarsplit_free(struct ks_tarsplit *t)
     set_free(&t->files);
     set_free(&t->dirs);
     free(t->raw);
+    free(t->out);
     free(t);
 }
 
 int ks_tarsplit_new(struct ks_blob_writer *w, struct ks_tarsplit **ret, struct ks_error **err)
 {
     struct ks_tarsplit *t = calloc(1, sizeof(*t));
-    if (t == NULL || (t->raw = malloc(RAW_BUF_SIZE)) == NULL) {
+    if (t == NULL || (t->raw = malloc(RAW_BUF_SIZE)) == NULL ||
+        (t->out = malloc(OUT_BUF_SIZE)) == NULL) {
         ks_tarsplit_free(t);
         return ks_error_set(err, ENOMEM, "tar index");
     }
@@ -146,15 +154,36 @@ static void put_le(unsigned char *p, uint64_t v, int n)
         p[i] = (unsigned char)(v >> (8 * i));
 }
 
+static int flush_out(struct ks_tarsplit *t, struct ks_error **err)
+{
+    int r = t->out_len ? ks_blob_writer_write(t->w, t->out, t->out_len, err) : 0;
+    t->out_len = 0;
+    return r;
+}
+
+static int emit(struct ks_tarsplit *t, const void *buf, size_t len, struct ks_error **err)
+{
+    if (t->out_len + len > OUT_BUF_SIZE) {
+        int r = flush_out(t, err);
+        if (r < 0)
+            return r;
+        if (len > OUT_BUF_SIZE)
+            return ks_blob_writer_write(t->w, buf, len, err);
+    }
+    memcpy(t->out + t->out_len, buf, len);
+    t->out_len += len;
+    return 0;
+}
+
 static int flush_raw(struct ks_tarsplit *t, struct ks_error **err)
 {
     if (t->raw_len == 0)
         return 0;
     unsigned char h[5] = {'R'};
     put_le(h + 1, t->raw_len, 4);
-    int r = ks_blob_writer_write(t->w, h, sizeof(h), err);
+    int r = emit(t, h, sizeof(h), err);
     if (r >= 0)
-        r = ks_blob_writer_write(t->w, t->raw, t->raw_len, err);
+        r = emit(t, t->raw, t->raw_len, err);
     t->raw_len = 0;
     return r;
 }
@@ -188,8 +217,8 @@ static int file_record(struct ks_tarsplit *t, const char *path, uint64_t size,
     unsigned char h[11] = {'F'};
     put_le(h + 1, size, 8);
     put_le(h + 9, n, 2);
-    r = ks_blob_writer_write(t->w, h, sizeof(h), err);
-    return r < 0 ? r : ks_blob_writer_write(t->w, path, n, err);
+    r = emit(t, h, sizeof(h), err);
+    return r < 0 ? r : emit(t, path, n, err);
 }
 
 /* --- parsing --- */
@@ -232,47 +261,28 @@ static bool checksum_ok(const unsigned char *h)
     return sum == want;
 }
 
-char *ks_tarsplit_clean_path(const char *name)
+/* A member's path cleaned as the apply step cleans it; NULL when it refuses it (the apply step
+ * then fails the layer) or when out of memory. */
+static char *clean(const char *name)
 {
-    char *out = malloc(strlen(name) + 1);
-    if (out == NULL)
-        return NULL;
-    size_t n = 0;
-    for (const char *p = name; *p;) {
-        while (*p == '/')
-            p++;
-        const char *end = strchrnul(p, '/');
-        size_t len = (size_t)(end - p);
-        if (len == 2 && p[0] == '.' && p[1] == '.') {
-            free(out);
-            return NULL;
-        }
-        if (len > 0 && !(len == 1 && p[0] == '.')) {
-            if (n > 0)
-                out[n++] = '/';
-            memcpy(out + n, p, len);
-            n += len;
-        }
-        p = end;
-    }
-    out[n] = '\0';
-    return out;
+    char *out = NULL;
+    return ks_layer_clean_path(name, &out) < 0 ? NULL : out;
 }
 
 /* The entry's name: PAX path, else a GNU long name, else ustar prefix and name. */
 static char *entry_name(struct ks_tarsplit *t)
 {
     if (t->pax_path)
-        return ks_tarsplit_clean_path(t->pax_path);
+        return clean(t->pax_path);
     if (t->long_name)
-        return ks_tarsplit_clean_path(t->long_name);
+        return clean(t->long_name);
     char name[256 + 2] = "";
     const char *h = (const char *)t->hdr;
     if (memcmp(h + 257, "ustar\0", 6) == 0 && h[345])
         snprintf(name, sizeof(name), "%.155s/%.100s", h + 345, h);
     else
         snprintf(name, sizeof(name), "%.100s", h);
-    return ks_tarsplit_clean_path(name);
+    return clean(name);
 }
 
 static void parse_pax(struct ks_tarsplit *t)
@@ -472,11 +482,35 @@ int ks_tarsplit_feed(struct ks_tarsplit *t, const void *buf, size_t len, struct 
     return 0;
 }
 
+uint64_t ks_tarsplit_skippable(const struct ks_tarsplit *t)
+{
+    return !t->raw_only && t->state == DATA && t->kind == DATA_FILE ? t->remaining : 0;
+}
+
+int ks_tarsplit_skip(struct ks_tarsplit *t, uint64_t n, struct ks_error **err)
+{
+    if (n > ks_tarsplit_skippable(t))
+        return ks_error_set_plain(err, EINVAL, "tar index: skipping more than file data");
+    t->remaining -= n;
+    if (t->remaining == 0 && data_done(t) < 0)
+        return ks_error_set(err, ENOMEM, "tar index");
+    return 0;
+}
+
+size_t ks_tarsplit_read_size(const struct ks_tarsplit *t, size_t max)
+{
+    /* A header block, a PAX header and its records fit; so do the small files a few blocks
+     * long, whose data is fed rather than skipped. */
+    return t->raw_only || max < SKIP_READ ? max : SKIP_READ;
+}
+
 int ks_tarsplit_finish(struct ks_tarsplit *t, bool *ret_unsafe, struct ks_error **err)
 {
     int r = flush_raw(t, err);
     if (r >= 0)
-        r = ks_blob_writer_write(t->w, "E", 1, err);
+        r = emit(t, "E", 1, err);
+    if (r >= 0)
+        r = flush_out(t, err);
     *ret_unsafe = t->unsafe || (t->state == DATA && t->kind == DATA_FILE);
     return r;
 }

@@ -30,15 +30,20 @@ void ks_tarsplit_free(struct ks_tarsplit *t);
 /* Feeds the next bytes of the uncompressed tar stream. */
 int ks_tarsplit_feed(struct ks_tarsplit *t, const void *buf, size_t len, struct ks_error **err);
 
+/* For a reader that can seek: how many of the next bytes the index has no use for (the data
+ * of a regular file, which the layer directory holds), to pass over with ks_tarsplit_skip
+ * rather than read and feed; 0 when the next bytes are needed. */
+uint64_t ks_tarsplit_skippable(const struct ks_tarsplit *t);
+/* Passes over n bytes, n no more than ks_tarsplit_skippable() said. */
+int ks_tarsplit_skip(struct ks_tarsplit *t, uint64_t n, struct ks_error **err);
+/* About how many bytes to read next when skipping: small while headers come (the file data
+ * after them is skipped), large once the index keeps everything as it is. */
+size_t ks_tarsplit_read_size(const struct ks_tarsplit *t, size_t max);
+
 /* Ends the index. *ret_unsafe is set when the tar changed a file it had written before (the
  * same path twice, a file under a path later replaced): the layer directory then does not hold
  * that file's bytes and the index cannot give the tar back. */
 int ks_tarsplit_finish(struct ks_tarsplit *t, bool *ret_unsafe, struct ks_error **err);
-
-/* A tar member's path cleaned as the layer apply step cleans it: leading "/", empty and "."
- * components dropped. NULL for a path with ".." (refused there) or when out of memory; else a
- * new string owned by the caller ("" for the root). */
-char *ks_tarsplit_clean_path(const char *name);
 
 /* Whether the blob open as fd (read from its start, position restored) is an index. */
 bool ks_tarsplit_is_index(int fd);
