@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "attach.h"
 #include "container.h"
 #include "format.h"
 #include "image.h"
@@ -132,34 +134,92 @@ int ks_cli_unpause(int argc, char **argv)
     return pause_cmd(argc, argv, false);
 }
 
+static bool container_gone(struct ks_engine *e, const char *id)
+{
+    _cleanup_db_container_ struct ks_db_container *c = NULL;
+    struct ks_error *err = NULL;
+    int r = ks_engine_lookup(e, id, &c, NULL, &err);
+    ks_error_free(err);
+    return r == -ENOENT;
+}
+
+static void sleep_50ms(void)
+{
+    struct timespec ts = {0, 50000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Docker's wait conditions: "not-running" (the default; a container not started yet is waited
+ * for through its run), "next-exit" (the end of the run after the current state: a container
+ * not running is waited for through its next start) and "removed" (the end of its run, then its
+ * removal). */
 static int do_wait(struct ks_engine *e, const char *id, void *userdata, struct ks_error **err)
 {
-    /* As Docker: a container not started yet is waited for through its run. */
-    for (;;) {
+    const char *cond = userdata;
+    bool next_exit = strcmp(cond, "next-exit") == 0, removed = strcmp(cond, "removed") == 0;
+    char started[48] = "";
+    for (bool first = true;; first = false) {
         struct ks_container_state st;
+        if (removed && container_gone(e, id)) {
+            printf("0\n");
+            return 0;
+        }
         int r = ks_engine_state_get(e, id, &st, err);
         if (r < 0)
             return r;
         ks_engine_state_clear(&st);
-        if (st.status != KS_CONTAINER_CREATED)
+        if (first)
+            snprintf(started, sizeof(started), "%s", st.started_at);
+        bool live = st.status == KS_CONTAINER_RUNNING || st.status == KS_CONTAINER_PAUSED ||
+                    st.status == KS_CONTAINER_RESTARTING;
+        if (next_exit ? live || strcmp(started, st.started_at) != 0
+                      : st.status != KS_CONTAINER_CREATED)
             break;
-        struct timespec ts = {0, 50000000L};
-        nanosleep(&ts, NULL);
+        sleep_50ms();
     }
     int code = ks_engine_wait(e, id, -1, err);
-    if (code >= 0)
-        printf("%d\n", code);
+    if (code < 0 && removed && container_gone(e, id)) {
+        ks_error_free(TAKE_PTR(*err));
+        code = 0;
+    }
+    if (code < 0)
+        return code;
+    while (removed && !container_gone(e, id)) {
+        struct ks_container_state st;
+        if (ks_engine_state_get(e, id, &st, NULL) == 0) {
+            if (st.status == KS_CONTAINER_EXITED)
+                code = st.exit_code;
+            ks_engine_state_clear(&st);
+        }
+        sleep_50ms();
+    }
+    printf("%d\n", code);
+    fflush(stdout);
     return code;
 }
 
 int ks_cli_wait(int argc, char **argv)
 {
+    static const struct option opts[] = {{"condition", required_argument, NULL, 'c'}, {0}};
+    const char *cond = "not-running";
+    int c;
     optind = 1;
-    if (getopt_long(argc, argv, "+", (const struct option[]){{0}}, NULL) != -1)
+    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        if (c != 'c')
+            return 1;
+        cond = optarg;
+    }
+    if (strcmp(cond, "not-running") != 0 && strcmp(cond, "next-exit") != 0 &&
+        strcmp(cond, "removed") != 0) {
+        fprintf(stderr,
+                "Error: invalid condition \"%s\": must be one of \"not-running\", "
+                "\"next-exit\" or \"removed\"\n",
+                cond);
         return 1;
+    }
     if (need_args("wait", argc, optind, 1))
         return 1;
-    return for_each(argc, argv, optind, do_wait, NULL, false);
+    return for_each(argc, argv, optind, do_wait, (void *)cond, false);
 }
 
 static int do_rm(struct ks_engine *e, const char *id, void *userdata, struct ks_error **err)
@@ -245,9 +305,20 @@ int ks_cli_container_logs(int argc, char **argv)
             lo.follow = true;
         else if (c == 't')
             lo.timestamps = true;
-        else if (c == 'n')
-            lo.tail = strcmp(optarg, "all") == 0 ? -1 : atol(optarg);
-        else if (c == 'S' || c == 'U') {
+        else if (c == 'n') {
+            /* As Docker: "all" or a number, a negative one meaning all; anything else fails
+             * rather than reading as 0. */
+            char *end;
+            errno = 0;
+            long n = strtol(optarg, &end, 10);
+            if (strcmp(optarg, "all") == 0) {
+                n = -1;
+            } else if (errno || end == optarg || *end) {
+                fprintf(stderr, "Error: invalid value for \"tail\": \"%s\"\n", optarg);
+                return 1;
+            }
+            lo.tail = n < 0 ? -1 : n;
+        } else if (c == 'S' || c == 'U') {
             if (ks_cli_parse_time_arg(optarg, now_ns, c == 'S' ? &lo.since_ns : &lo.until_ns,
                                       &err) < 0)
                 return ks_cli_fail(err, 1);
@@ -312,8 +383,7 @@ static void exec_env(json_object *process, char **envs, size_t n)
 struct exec_opts {
     bool detach, interactive, tty, privileged;
     const char *user, *workdir;
-    char **env;
-    size_t n_env;
+    json_object *env; /* {"Env": [...]}: --env-file's lines, then -e's values, in order */
 };
 
 static int exec_user(json_object *process, int rootfd, const char *user, struct ks_error **err)
@@ -413,7 +483,11 @@ static int exec_process(const char *bundle, const struct exec_opts *o, char **ar
     json_object_object_del(p, "consoleSize");
     if (o->workdir)
         json_object_object_add(p, "cwd", json_object_new_string(o->workdir));
-    exec_env(p, o->env, o->n_env);
+    json_object *extra = ks_json_get_type(o->env, "Env", json_type_array);
+    for (size_t i = 0; extra && i < json_object_array_length(extra); i++) {
+        char *kv = (char *)json_object_get_string(json_object_array_get_idx(extra, i));
+        exec_env(p, &kv, 1);
+    }
     if (o->tty) {
         char *t = "TERM=xterm";
         exec_env(p, &t, 1);
@@ -434,15 +508,71 @@ static int exec_process(const char *bundle, const struct exec_opts *o, char **ar
     if (r < 0)
         return r;
     if (o->privileged) {
+        /* Every capability we hold, as with run --privileged: one outside our own bounding set
+         * cannot be granted and would fail the exec. */
+        json_object *all = ks_caps_all_json(), *held = json_object_new_array();
+        for (size_t i = 0; all && i < json_object_array_length(all); i++) {
+            json_object *name = json_object_array_get_idx(all, i);
+            int cap = ks_caps_from_name(json_object_get_string(name));
+            if (cap >= 0 && prctl(PR_CAPBSET_READ, (unsigned long)cap, 0, 0, 0) == 1)
+                json_object_array_add(held, json_object_get(name));
+        }
+        json_object_put(all);
         json_object *cs = json_object_new_object();
         for (const char *const *s =
                  (const char *const[]){"bounding", "effective", "permitted", NULL};
              *s; s++)
-            json_object_object_add(cs, *s, ks_caps_all_json());
+            json_object_object_add(cs, *s, json_object_get(held));
+        json_object_put(held);
         json_object_object_add(p, "capabilities", cs);
     }
     *ret = TAKE_PTR(p);
     return 0;
+}
+
+/* exec -d -t: the process's terminal needs a holder that outlives this command, as Docker's
+ * daemon is one. A session of its own runs the runtime in the foreground, which holds the
+ * terminal (its output going nowhere) and removes the process file when the process ends. This
+ * command returns once the runtime wrote the process's pid file, as Docker's returns once the
+ * process started. */
+static int exec_held(char **argv, const char *file, const char *pidfile)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return 126;
+    if (pid == 0) {
+        setsid();
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, STDIN_FILENO);
+            dup2(null, STDOUT_FILENO);
+            dup2(null, STDERR_FILENO);
+        }
+        pid_t rt = fork();
+        if (rt == 0) {
+            execv(argv[0], argv);
+            _exit(127);
+        }
+        while (rt > 0 && waitpid(rt, NULL, 0) < 0 && errno == EINTR)
+            ;
+        unlink(file);
+        _exit(0);
+    }
+    for (int i = 0; i < 3000; i++) {
+        struct stat st;
+        bool gone = waitpid(pid, NULL, WNOHANG) == pid;
+        if (stat(pidfile, &st) == 0 && st.st_size > 0) {
+            unlink(pidfile);
+            return 0;
+        }
+        if (gone)
+            break;
+        struct timespec ts = {0, 10000000L};
+        nanosleep(&ts, NULL);
+    }
+    unlink(pidfile);
+    fprintf(stderr, "Error: exec failed: the process did not start\n");
+    return 126;
 }
 
 static int run_exec(struct ks_engine *e, const char *id, const struct exec_opts *o, char **args)
@@ -478,16 +608,22 @@ static int run_exec(struct ks_engine *e, const char *id, const struct exec_opts 
     if (dfd < 0 ||
         ks_write_file_replace(dfd, strrchr(file, '/') + 1, text, strlen(text), 0600, &err) < 0)
         return ks_cli_fail(err, 126);
-    char *argv[] = {runtime,
-                    "--root",
-                    e->runtime_root,
-                    "exec",
-                    "--process",
-                    file,
-                    o->detach ? "--detach" : (char *)id,
-                    o->detach ? (char *)id : NULL,
-                    NULL};
+    _cleanup_free_ char *pidfile = NULL;
+    bool held = o->detach && o->tty;
+    if (held && asprintf(&pidfile, "%s/exec-%08x.pid", run, rnd) < 0)
+        return 125;
+    char *argv[10] = {runtime, "--root", e->runtime_root, "exec", "--process", file};
+    size_t k = 6;
+    if (held) {
+        argv[k++] = "--pid-file";
+        argv[k++] = pidfile;
+    } else if (o->detach) {
+        argv[k++] = "--detach";
+    }
+    argv[k++] = (char *)id;
     fflush(stdout);
+    if (held)
+        return exec_held(argv, file, pidfile);
     pid_t pid = fork();
     if (pid == 0) {
         if (!o->interactive) {
@@ -524,10 +660,12 @@ int ks_cli_exec(int argc, char **argv)
         {"detach-keys", required_argument, NULL, 'k'},
         {0},
     };
-    struct exec_opts o = {0};
-    _cleanup_free_ char **env = calloc((size_t)argc + 1, sizeof(char *));
-    o.env = env;
-    int c;
+    _cleanup_json_ json_object *env = json_object_new_object();
+    struct exec_opts o = {.env = env};
+    char keys[64];
+    size_t keys_len = sizeof(keys);
+    struct ks_error *err = NULL;
+    int c, r;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+ditu:w:e:", opts, NULL)) != -1) {
         switch (c) {
@@ -547,13 +685,18 @@ int ks_cli_exec(int argc, char **argv)
             o.workdir = optarg;
             break;
         case 'e':
-            env[o.n_env++] = optarg;
+        case 'E':
+            if ((r = ks_cli_add_env("exec", env, optarg, c == 'E' ? optarg : NULL)))
+                return r;
             break;
         case 'P':
             o.privileged = true;
             break;
-        case 'E':
         case 'k':
+            /* Checked as Docker does; detaching from an exec is not available, the keys
+             * only matter with a terminal and there they are passed through. */
+            if (ks_cli_parse_detach_keys(optarg, keys, &keys_len, &err) < 0)
+                return ks_cli_fail(err, 125);
             break;
         default:
             return 125;
@@ -561,15 +704,10 @@ int ks_cli_exec(int argc, char **argv)
     }
     if (need_args("exec", argc, optind, 2))
         return 125;
-    struct ks_error *err = NULL;
     _cleanup_engine_ struct ks_engine *e = NULL;
     _cleanup_db_container_ struct ks_db_container *ct = NULL;
     if (ks_cli_engine_open(&e, &err) < 0 || ks_engine_lookup(e, argv[optind], &ct, NULL, &err) < 0)
         return ks_cli_fail(err, 1);
-    if (o.tty && o.detach) {
-        fprintf(stderr, "Error: exec -d -t is not supported yet\n");
-        return 125;
-    }
     return run_exec(e, ct->id, &o, argv + optind + 1);
 }
 
@@ -602,7 +740,7 @@ int ks_cli_top(int argc, char **argv)
         return 1;
     }
     /* ps options as Docker passes them, only simple words. */
-    char cmd[512] = "ps";
+    char cmd[4096] = "ps";
     for (int i = 2; i < argc; i++) {
         for (const char *p = argv[i]; *p; p++)
             if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
@@ -613,6 +751,13 @@ int ks_cli_top(int argc, char **argv)
     }
     if (argc == 2)
         strncat(cmd, " -ef", sizeof(cmd) - strlen(cmd) - 1);
+    /* As Docker: the container's processes are selected with -q, so that options that select
+     * nothing by themselves ("-o pid,comm") still show them; the PID column filters below. */
+    for (size_t i = 0; i < n && i < 256; i++) {
+        char num[24];
+        snprintf(num, sizeof(num), "%s%d", i == 0 ? " -q " : ",", (int)pids[i]);
+        strncat(cmd, num, sizeof(cmd) - strlen(cmd) - 1);
+    }
     FILE *f = popen(cmd, "re");
     if (f == NULL)
         return 1;

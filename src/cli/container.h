@@ -56,3 +56,7 @@ struct ks_run_opts {
  * (125) after printing the error. */
 int ks_cli_parse_run_opts(const char *cmd, int argc, char **argv, struct ks_run_opts *o);
 void ks_run_opts_free(struct ks_run_opts *o);
+/* Adds "KEY=value" (or "KEY", taking our own environment's value, dropped when unset) to the
+ * "Env" array of c, as -e does; with path, every line of that --env-file instead (comments and
+ * blank lines skipped). Returns 0, or 125 after printing the error. */
+int ks_cli_add_env(const char *cmd, json_object *c, const char *kv, const char *path);

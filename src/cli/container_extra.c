@@ -268,6 +268,18 @@ static int update_parse(int argc, char **argv, json_object *hc, json_object *res
         }
         case 'r': {
             const char *colon = strchr(optarg, ':');
+            size_t nl = colon ? (size_t)(colon - optarg) : strlen(optarg);
+            bool known = false;
+            for (const char *const *k =
+                     (const char *const[]){"no", "always", "unless-stopped", "on-failure", NULL};
+                 *k; k++)
+                known |= strlen(*k) == nl && strncmp(optarg, *k, nl) == 0;
+            if (!known || (colon && (strncmp(optarg, "on-failure", nl) != 0 ||
+                                     strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+                                     colon[1] == '\0'))) {
+                fprintf(stderr, "Error: invalid restart policy '%s'\n", optarg);
+                return 1;
+            }
             json_object *rp = json_object_new_object();
             json_object_object_add(rp, "Name",
                                    colon ? json_object_new_string_len(optarg, (int)(colon - optarg))
@@ -286,6 +298,27 @@ static int update_parse(int argc, char **argv, json_object *hc, json_object *res
         return 1;
     }
     return 0;
+}
+
+/* A running container's monitor took its restart policy from its command line: a new one goes
+ * to it as the file restart-policy in the run directory, read at the container's next exit. */
+static int restart_policy_to_monitor(struct ks_engine *e, const char *id,
+                                     const struct ks_container_state *st, json_object *rp,
+                                     struct ks_error **err)
+{
+    if (rp == NULL || (st->status != KS_CONTAINER_RUNNING && st->status != KS_CONTAINER_PAUSED &&
+                       st->status != KS_CONTAINER_RESTARTING))
+        return 0;
+    char text[64];
+    int64_t max = ks_json_int(rp, "MaximumRetryCount", 0);
+    const char *name = ks_json_str(rp, "Name");
+    int n = max > 0 ? snprintf(text, sizeof(text), "%s:%lld\n", name, (long long)max)
+                    : snprintf(text, sizeof(text), "%s\n", name);
+    _cleanup_free_ char *run = ks_container_run_dir(e, id);
+    _cleanup_close_ int dfd = run ? open(run, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dfd < 0)
+        return ks_error_set(err, errno ? errno : ENOMEM, "open the container's run directory");
+    return ks_write_file_replace(dfd, "restart-policy", text, (size_t)n, 0644, err);
 }
 
 int ks_cli_update(int argc, char **argv)
@@ -320,6 +353,10 @@ int ks_cli_update(int argc, char **argv)
         ks_engine_state_clear(&st);
         if ((st.status == KS_CONTAINER_RUNNING || st.status == KS_CONTAINER_PAUSED) &&
             ks_container_update(e->runtime_root, ct->id, res, &err) < 0) {
+            status = ks_cli_fail(TAKE_PTR(err), 1);
+            continue;
+        }
+        if (restart_policy_to_monitor(e, ct->id, &st, ks_json_get(hc, "RestartPolicy"), &err) < 0) {
             status = ks_cli_fail(TAKE_PTR(err), 1);
             continue;
         }
@@ -473,50 +510,29 @@ int ks_cli_export(int argc, char **argv)
 
 /* --- commit --- */
 
-/* The container's config as Dockerfile-style changes for the import: what the new image
- * should run with. ENV uses the one-pair form so that values may hold spaces. */
-static int commit_changes(json_object *config, char **user, size_t n_user, char ***ret)
+/* The history entry's created_by, as Docker writes it: the container's command. */
+static char *commit_created_by(json_object *config)
 {
     json_object *c = ks_json_get(config, "Config");
-    size_t cap = n_user + 16, n = 0;
-    json_object *env = ks_json_get_type(c, "Env", json_type_array);
-    json_object *labels = ks_json_get_type(c, "Labels", json_type_object);
-    cap += env ? json_object_array_length(env) : 0;
-    cap += labels ? (size_t)json_object_object_length(labels) : 0;
-    char **v = calloc(cap + 1, sizeof(char *));
-    if (v == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; env && i < json_object_array_length(env); i++) {
-        const char *kv = json_object_get_string(json_object_array_get_idx(env, i));
-        const char *eq = kv ? strchr(kv, '=') : NULL;
-        if (eq && asprintf(&v[n], "ENV %.*s %s", (int)(eq - kv), kv, eq + 1) >= 0)
-            n++;
-    }
-    if (labels) {
-        json_object_object_foreach(labels, k, val)
-        {
-            _cleanup_json_ json_object *q = json_object_new_string(json_object_get_string(val));
-            if (asprintf(&v[n], "LABEL %s=%s", k, ks_json_plain(q)) >= 0)
-                n++;
+    size_t len = 0;
+    _cleanup_free_ char *out = NULL;
+    for (const char *const *k = (const char *const[]){"Entrypoint", "Cmd", NULL}; *k; k++) {
+        json_object *a = ks_json_get_type(c, *k, json_type_array);
+        for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+            const char *w = json_object_get_string(json_object_array_get_idx(a, i));
+            size_t n = w ? strlen(w) : 0;
+            char *grown = realloc(out, len + n + 2);
+            if (grown == NULL)
+                return NULL;
+            out = grown;
+            if (len)
+                out[len++] = ' ';
+            memcpy(out + len, w ? w : "", n);
+            len += n;
+            out[len] = '\0';
         }
     }
-    static const char *const exec_keys[][2] = {{"Entrypoint", "ENTRYPOINT"}, {"Cmd", "CMD"}};
-    for (size_t i = 0; i < KS_ELEMENTSOF(exec_keys); i++) {
-        json_object *a = ks_json_get_type(c, exec_keys[i][0], json_type_array);
-        if (a && asprintf(&v[n], "%s %s", exec_keys[i][1], ks_json_plain(a)) >= 0)
-            n++;
-    }
-    static const char *const str_keys[][2] = {
-        {"WorkingDir", "WORKDIR"}, {"User", "USER"}, {"StopSignal", "STOPSIGNAL"}};
-    for (size_t i = 0; i < KS_ELEMENTSOF(str_keys); i++) {
-        const char *s = ks_json_str(c, str_keys[i][0]);
-        if (s && *s && asprintf(&v[n], "%s %s", str_keys[i][1], s) >= 0)
-            n++;
-    }
-    for (size_t i = 0; i < n_user; i++)
-        v[n++] = strdup(user[i]);
-    *ret = v;
-    return 0;
+    return out ? TAKE_PTR(out) : strdup("");
 }
 
 int ks_cli_commit(int argc, char **argv)
@@ -528,20 +544,24 @@ int ks_cli_commit(int argc, char **argv)
         {"pause", optional_argument, NULL, 'p'},
         {0},
     };
-    const char *message = NULL;
+    const char *message = NULL, *author = NULL;
     bool pause = true;
     _cleanup_free_ char **user = calloc((size_t)argc + 1, sizeof(char *));
+    if (user == NULL)
+        return 1;
     size_t n_user = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+m:a:c:p", opts, NULL)) != -1) {
         if (c == 'm')
             message = optarg;
+        else if (c == 'a')
+            author = optarg;
         else if (c == 'c')
             user[n_user++] = optarg;
         else if (c == 'p')
             pause = optarg == NULL || strcmp(optarg, "true") == 0;
-        else if (c != 'a')
+        else
             return 1;
     }
     if (argc - optind < 1 || argc - optind > 2) {
@@ -555,50 +575,42 @@ int ks_cli_commit(int argc, char **argv)
     if (ks_cli_engine_open(&e, &err) < 0 ||
         ks_engine_lookup(e, argv[optind], &ct, &config, &err) < 0)
         return ks_cli_fail(err, 1);
-    _cleanup_strv_ char **changes = NULL;
-    if (commit_changes(config, user, n_user, &changes) < 0)
+    if (ct->snapshot == NULL) {
+        fprintf(stderr, "Error: container %s has no file system to commit\n", argv[optind]);
         return 1;
+    }
+    _cleanup_free_ char *upper_path = NULL, *created_by = commit_created_by(config);
+    if (created_by == NULL ||
+        asprintf(&upper_path, "%s/overlay/%s/diff", e->root, ct->snapshot) < 0)
+        return 1;
+    _cleanup_close_ int upper = open(upper_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (upper < 0) {
+        fprintf(stderr, "Error: %s: %s\n", upper_path, strerror(errno));
+        return 1;
+    }
     struct ks_container_state st;
     if (ks_engine_state_get(e, ct->id, &st, &err) < 0)
         return ks_cli_fail(err, 1);
     ks_engine_state_clear(&st);
-    bool running = st.status == KS_CONTAINER_RUNNING;
-    bool paused_here = pause && running && ks_engine_pause(e, ct->id, true, NULL) == 0;
-    char overlay[4096];
-    snprintf(overlay, sizeof(overlay), "%s/overlay", e->root);
-    _cleanup_free_ char *merged = NULL;
-    int r = ks_snapshot_container_mount(overlay, ct->snapshot, &merged, &err);
-    int p[2] = {-1, -1};
-    pid_t pid = -1;
-    if (r >= 0 && pipe2(p, O_CLOEXEC) == 0) {
-        char *targv[] = {"tar", "--numeric-owner", "--xattrs", "-C", merged, "-cf", "-", ".", NULL};
-        pid = fork();
-        if (pid == 0) {
-            dup2(p[1], STDOUT_FILENO);
-            execvp(targv[0], targv);
-            _exit(127);
-        }
-        close(p[1]);
-    }
+    /* Frozen, the container cannot change its upper directory while it is written out. */
+    bool paused_here =
+        pause && st.status == KS_CONTAINER_RUNNING && ks_engine_pause(e, ct->id, true, NULL) == 0;
+    const struct ks_store_commit_opts o = {
+        .image_id = ct->image_id,
+        .upper_dirfd = upper,
+        .config = ks_json_get(config, "Config"),
+        .changes = (const char *const *)user,
+        .comment = message,
+        .author = author,
+        .created_by = created_by,
+        .ref = argc - optind == 2 ? argv[optind + 1] : NULL,
+    };
     _cleanup_free_ char *id = NULL;
-    if (r >= 0 && pid > 0)
-        r = ks_store_import(e->store, p[0], (const char *const *)changes,
-                            argc - optind == 2 ? argv[optind + 1] : NULL, message, &id, &err);
-    if (p[0] >= 0)
-        close(p[0]);
-    int tar_status = pid > 0 ? 0 : 1;
-    while (pid > 0 && waitpid(pid, &tar_status, 0) < 0 && errno == EINTR)
-        ;
-    if (!running && st.status != KS_CONTAINER_PAUSED)
-        ks_snapshot_container_unmount(overlay, ct->snapshot, NULL);
+    int r = ks_store_commit(e->store, &o, &id, &err);
     if (paused_here)
         ks_engine_pause(e, ct->id, false, NULL);
     if (r < 0)
         return ks_cli_fail(err, 1);
-    if (tar_status != 0) {
-        fprintf(stderr, "Error: reading the container's file system failed\n");
-        return 1;
-    }
     printf("%s\n", id);
     return 0;
 }

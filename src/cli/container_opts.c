@@ -52,6 +52,7 @@ enum {
     OPT_NETWORK,
     OPT_SHM_SIZE,
     OPT_DOMAINNAME,
+    OPT_GROUP_ADD,
     OPT_HELP,
 };
 
@@ -70,6 +71,7 @@ static const struct option run_options[] = {
     {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
     {"label", required_argument, NULL, 'l'},
     {"label-file", required_argument, NULL, OPT_LABEL_FILE},
+    {"group-add", required_argument, NULL, OPT_GROUP_ADD},
     {"restart", required_argument, NULL, OPT_RESTART},
     {"log-driver", required_argument, NULL, OPT_LOG_DRIVER},
     {"log-opt", required_argument, NULL, OPT_LOG_OPT},
@@ -174,6 +176,22 @@ static void push(json_object *o, const char *key, const char *v)
     json_object_array_add(obj_child(o, key, json_type_array), json_object_new_string(v));
 }
 
+/* Sets KEY=value in c's Env, replacing an earlier value of KEY: a later -e wins over an
+ * --env-file line, as with Docker. */
+static void set_env(json_object *c, const char *kv)
+{
+    json_object *env = obj_child(c, "Env", json_type_array);
+    size_t klen = strcspn(kv, "=");
+    for (size_t i = 0; i < json_object_array_length(env); i++) {
+        const char *cur = json_object_get_string(json_object_array_get_idx(env, i));
+        if (cur && strncmp(cur, kv, klen) == 0 && (cur[klen] == '=' || cur[klen] == '\0')) {
+            json_object_array_put_idx(env, i, json_object_new_string(kv));
+            return;
+        }
+    }
+    json_object_array_add(env, json_object_new_string(kv));
+}
+
 /* "KEY=value" as is; "KEY" takes our own environment's value, or is dropped when unset. */
 static void add_env(json_object *c, const char *kv)
 {
@@ -183,10 +201,10 @@ static void add_env(json_object *c, const char *kv)
             return;
         _cleanup_free_ char *full = NULL;
         if (asprintf(&full, "%s=%s", kv, v) >= 0)
-            push(c, "Env", full);
+            set_env(c, full);
         return;
     }
-    push(c, "Env", kv);
+    set_env(c, kv);
 }
 
 static void add_label(json_object *c, const char *kv)
@@ -220,6 +238,14 @@ static int read_lines(const char *cmd, const char *path, json_object *c,
         fn(c, line);
     }
     (void)cmd;
+    return 0;
+}
+
+int ks_cli_add_env(const char *cmd, json_object *c, const char *kv, const char *path)
+{
+    if (path)
+        return read_lines(cmd, path, c, add_env);
+    add_env(c, kv);
     return 0;
 }
 
@@ -545,6 +571,9 @@ static int apply_host(const char *cmd, int opt, const char *v, struct ks_run_opt
     case OPT_READ_ONLY:
         json_object_object_add(hc, "ReadonlyRootfs", json_object_new_boolean(1));
         break;
+    case OPT_GROUP_ADD:
+        push(hc, "GroupAdd", v);
+        break;
     case OPT_SECURITY_OPT:
         return add_security_opt(cmd, hc, v);
     case OPT_TMPFS:
@@ -656,9 +685,9 @@ static int apply(const char *cmd, int opt, const char *v, struct ks_run_opts *o,
 static void usage(const char *cmd)
 {
     printf("Usage: kiste %s [OPTIONS] IMAGE [COMMAND] [ARG...]\n\n"
-           "Options: -d -i -t --rm --name -h -e --env-file -w -u --entrypoint -l --label-file\n"
-           "  --restart --log-driver --log-opt --cap-add --cap-drop --privileged --read-only\n"
-           "  --security-opt --tmpfs -m --memory-swap --memory-reservation --cpus -c\n"
+           "Options: -d -i -t --rm --name -h -e --env-file -w -u --group-add --entrypoint -l\n"
+           "  --label-file --restart --log-driver --log-opt --cap-add --cap-drop --privileged\n"
+           "  --read-only --security-opt --tmpfs -m --memory-swap --memory-reservation --cpus -c\n"
            "  --cpuset-cpus --pids-limit --ulimit --device --oom-score-adj --init --health-*\n"
            "  --no-healthcheck --stop-signal --stop-timeout --pull --sig-proxy --detach-keys\n"
            "  --platform --network --shm-size\n",

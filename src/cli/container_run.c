@@ -4,16 +4,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "attach.h"
 #include "container.h"
+#include "lib/base/fs.h"
 #include "lib/base/json.h"
 #include "lib/image/store.h"
 
@@ -30,6 +33,13 @@ static int ensure_image(struct ks_engine *e, const struct ks_run_opts *o)
 {
     _cleanup_free_ char *id = NULL;
     struct ks_error *err = NULL;
+    /* always asks the registry even for an image that is here: never silently the local one. */
+    if (o->pull && strcmp(o->pull, "always") == 0) {
+        fprintf(stderr,
+                "Error: pull %s: pulling from a registry is not available in this version yet\n",
+                o->image);
+        return 125;
+    }
     if (ks_store_lookup(e->store, o->image, &id, &err) == 0)
         return 0;
     if (err->errnum != ENOENT)
@@ -54,6 +64,11 @@ static int create_container(struct ks_engine *e, struct ks_run_opts *o, char **r
         return r;
     struct ks_container_create_opts co = {.image = o->image, .name = o->name, .config = o->config};
     struct ks_error *err = NULL;
+    _cleanup_strv_ char **warnings = NULL;
+    if (ks_container_ulimits_clamp(ks_json_get(o->config, "HostConfig"), &warnings, &err) < 0)
+        return ks_cli_fail(err, 125);
+    for (size_t i = 0; warnings && warnings[i]; i++)
+        fprintf(stderr, "WARNING: %s\n", warnings[i]);
     if (ks_engine_create(e, &co, ret_id, &err) < 0)
         return ks_cli_fail(err, 125);
     return 0;
@@ -81,15 +96,36 @@ int ks_cli_create(int argc, char **argv)
     return r;
 }
 
+/* A pidfd of the container's monitor, taken while it surely runs (right after the start), or
+ * -EBADF. The monitor execs the `rm` of --rm in the same process, so its exit is the moment the
+ * container is gone. */
+static int monitor_pidfd(struct ks_engine *e, const char *id)
+{
+    _cleanup_free_ char *run = ks_container_run_dir(e, id), *path = NULL, *text = NULL;
+    if (run == NULL || asprintf(&path, "%s/monitor.pid", run) < 0 ||
+        ks_read_file(path, &text, NULL, NULL) < 0)
+        return -EBADF;
+    long pid = strtol(text, NULL, 10);
+    if (pid <= 0 || pid > INT32_MAX)
+        return -EBADF;
+    int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+    return fd < 0 ? -EBADF : fd;
+}
+
 /* Waits until the monitor's `rm` has removed the container (--rm in the foreground), removing
- * it ourselves if that does not happen. */
-static void wait_removed(struct ks_engine *e, const char *id)
+ * it ourselves if that does not happen. Waits on the monitor's exit when it can, and looks
+ * every 20 ms otherwise. */
+static void wait_removed(struct ks_engine *e, const char *id, int pidfd)
 {
     for (int i = 0; i < RM_WAIT_MS / 20; i++) {
         _cleanup_db_container_ struct ks_db_container *c = NULL;
         if (ks_db_container_get(ks_store_db(e->store), id, &c, NULL) == -ENOENT)
             return;
-        sleep_ms(20);
+        struct pollfd p = {.fd = pidfd, .events = POLLIN};
+        if (pidfd >= 0 && poll(&p, 1, 20) > 0)
+            pidfd = -EBADF; /* gone: one more look, then plain polling */
+        else if (pidfd < 0)
+            sleep_ms(20);
     }
     ks_engine_remove(e, id, true, NULL);
 }
@@ -139,11 +175,12 @@ static int run_foreground(struct ks_engine *e, const char *id, struct ks_run_opt
             ks_engine_remove(e, id, true, NULL);
         return ks_cli_fail(err, status);
     }
+    _cleanup_close_ int pidfd = o->rm ? monitor_pidfd(e, id) : -EBADF;
     int code =
         session(e, id, pair[0], o->config, o->interactive, o->detach_keys, o->sig_proxy, pid);
     close(pair[0]);
     if (o->rm)
-        wait_removed(e, id);
+        wait_removed(e, id, pidfd);
     return code;
 }
 

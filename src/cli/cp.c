@@ -49,13 +49,25 @@ static int copy(struct ks_engine *e, const struct ks_db_container *c, const char
     _cleanup_free_ char *merged = NULL;
     if (ks_snapshot_container_mount(overlay, c->snapshot, &merged, &err) < 0)
         return ks_cli_fail(err, 1);
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0)
+    int p[2] = {-1, -1};
+    /* "-" on the host's side is a tar stream on stdin or stdout, as Docker's. */
+    bool stream = strcmp(from_container ? dst : src, "-") == 0;
+    if (!stream && pipe2(p, O_CLOEXEC) < 0)
         return 1;
     _cleanup_free_ char *dir = NULL, *base = NULL;
-    int r1, r2;
+    int r1, r2 = 0;
     struct ks_error *cerr = NULL;
-    if (from_container) {
+    if (stream && from_container) {
+        ks_engine_split_path(src, &dir, &base);
+        r1 = ks_engine_copy_out(merged, src, base, fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3), &cerr);
+    } else if (stream) {
+        /* The archive's entries go into dst, which must be a directory: "dst/." resolves only
+         * then. An empty top name renames nothing. */
+        _cleanup_free_ char *into = NULL;
+        if (asprintf(&into, "%s/.", dst) < 0)
+            return 1;
+        r1 = ks_engine_copy_in(merged, into, "", fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3), &cerr);
+    } else if (from_container) {
         struct stat hs;
         bool into = stat(dst, &hs) == 0 && S_ISDIR(hs.st_mode);
         _cleanup_free_ char *sdir = NULL, *sbase = NULL;

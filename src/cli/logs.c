@@ -521,7 +521,7 @@ static int watch_file(struct follower *fw)
     if (fw->file_wd >= 0)
         inotify_rm_watch(fw->ino_fd, fw->file_wd);
     fw->file_wd = -1;
-    if (fw->fd < 0)
+    if (fw->fd < 0 || fw->ino_fd < 0)
         return 0;
     char buf[32];
     /* Watch the open file itself, not the name, which rotation moves to another file. */
@@ -675,14 +675,16 @@ static int follow(const char *log_path, int fd, struct line_reader *lr, struct p
 
     struct follower fw = {.path = log_path, .fd = fd, .ino_fd = -EBADF, .file_wd = -1};
     _cleanup_close_ int ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-    if (ino < 0) {
+    /* With the user's inotify instances or watches used up (every container's monitor holds
+     * one) the log is looked at every FOLLOW_POLL_MS instead. */
+    if (ino < 0 && errno != EMFILE && errno != ENFILE && errno != ENOSPC) {
         ks_closep(&fw.fd);
         return ks_error_set(err, errno, "inotify");
     }
     fw.ino_fd = ino;
     int r = 0;
     /* The directory tells of a new file under the name (rotation, first write). */
-    if (inotify_add_watch(ino, dir, IN_CREATE | IN_MOVED_TO) < 0)
+    if (ino >= 0 && inotify_add_watch(ino, dir, IN_CREATE | IN_MOVED_TO) < 0)
         r = ks_error_set(err, errno, "watching `%s`", dir);
     if (r == 0 && (r = watch_file(&fw)) < 0)
         r = ks_error_set(err, -r, "watching `%s`", log_path);
@@ -709,7 +711,12 @@ static int follow(const char *log_path, int fd, struct line_reader *lr, struct p
         }
         if (last_round)
             break;
-        if (still_running != NULL && !still_running(userdata)) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        bool until_passed = p->o->until_ns != 0 &&
+                            (int64_t)now.tv_sec * NSEC_PER_SEC + now.tv_nsec > p->o->until_ns;
+        /* Past --until nothing more can be shown: stop following, after one more pass. */
+        if (until_passed || (still_running != NULL && !still_running(userdata))) {
             /* One more pass: what the container wrote before it exited. */
             last_round = true;
             continue;

@@ -42,17 +42,22 @@ struct ps_item {
 struct ps_list {
     struct ks_engine *e;
     struct ps_item *items;
-    size_t n;
+    size_t n, cap;
 };
 
 static int collect(const struct ks_db_container *c, void *userdata)
 {
     struct ps_list *l = userdata;
-    struct ps_item *v = realloc(l->items, (l->n + 1) * sizeof(*v));
-    if (v == NULL)
-        return -ENOMEM;
-    l->items = v;
-    struct ps_item *it = &v[l->n];
+    /* Doubling: an item is ~700 bytes, and growing by one copied the list once per container. */
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        struct ps_item *v = reallocarray(l->items, cap, sizeof(*v));
+        if (v == NULL)
+            return -ENOMEM;
+        l->items = v;
+        l->cap = cap;
+    }
+    struct ps_item *it = &l->items[l->n];
     memset(it, 0, sizeof(*it));
     it->c = calloc(1, sizeof(*it->c));
     if (it->c == NULL)
@@ -305,6 +310,10 @@ static bool key_match(const struct ps_opts *o, const char *key, const struct ps_
             m = strcmp(ks_engine_status_name(it->st.status), v) == 0;
         else if (strcmp(key, "exited") == 0)
             m = it->st.status == KS_CONTAINER_EXITED && it->st.exit_code == atoi(v);
+        else if (strcmp(key, "health") == 0) {
+            const char *h = it->st.health ? ks_json_str(it->st.health, "Status") : NULL;
+            m = strcmp(h ? h : "none", v) == 0;
+        }
         if (m)
             return true;
     }
@@ -313,7 +322,7 @@ static bool key_match(const struct ps_opts *o, const char *key, const struct ps_
 
 static bool matches(const struct ps_opts *o, const struct ps_item *it)
 {
-    static const char *const keys[] = {"id", "name", "label", "status", "exited"};
+    static const char *const keys[] = {"id", "name", "label", "status", "exited", "health"};
     for (size_t i = 0; i < KS_ELEMENTSOF(keys); i++) {
         if (!key_match(o, keys[i], it))
             return false;
@@ -360,6 +369,12 @@ static int parse_filters(struct ks_engine *e, struct ps_opts *o)
                 valid |= strcmp(v, ok[j]) == 0;
             if (!valid) {
                 fprintf(stderr, "Error: invalid filter 'status=%s'\n", v);
+                return 1;
+            }
+        } else if (strcmp(k, "health") == 0) {
+            if (strcmp(v, "starting") != 0 && strcmp(v, "healthy") != 0 &&
+                strcmp(v, "unhealthy") != 0 && strcmp(v, "none") != 0) {
+                fprintf(stderr, "Error: Unrecognised filter value for health: %s\n", v);
                 return 1;
             }
         } else if (strcmp(k, "id") != 0 && strcmp(k, "name") != 0 && strcmp(k, "label") != 0 &&

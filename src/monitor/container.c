@@ -76,17 +76,22 @@ static int wait_capturing(pid_t pid, int capture_fd, char *buf, size_t *len)
 {
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     int status = 0;
+    bool hup = false;
     for (;;) {
         pid_t w = waitpid(pid, &status, WNOHANG);
         if (w == pid || (w < 0 && errno != EINTR))
             break;
         struct pollfd p[2] = {{.fd = pidfd, .events = POLLIN},
-                              {.fd = capture_fd, .events = POLLIN}};
+                              {.fd = hup ? -1 : capture_fd, .events = POLLIN}};
         /* Without a pidfd (older kernels), a short timeout stands in for it. */
         if (poll(p, 2, pidfd >= 0 ? -1 : 10) < 0 && errno != EINTR)
             break;
         if (capture_fd >= 0)
             capture_read(capture_fd, buf, len);
+        /* No writer is left, so nothing more can come; polling it again would return at once,
+         * a busy loop until the runtime exits. */
+        if (p[1].revents & POLLHUP)
+            hup = true;
     }
     if (capture_fd >= 0)
         capture_read(capture_fd, buf, len);

@@ -19,6 +19,25 @@ static bool stopping(struct monitor *m)
     return m->stop_requested || access("stopping", F_OK) == 0;
 }
 
+/* `kiste update --restart` of a running container leaves its new policy in the run directory
+ * (our working directory); it counts from the next exit on. */
+static void policy_update(struct monitor *m)
+{
+    char buf[64];
+    int fd = open("restart-policy", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+    struct mon_restart p;
+    if (mon_restart_parse(buf, &p, NULL) == 0)
+        m->o.restart = p;
+}
+
 static void finish(struct monitor *m)
 {
     m->status = MON_STATUS_EXITED;
@@ -29,6 +48,7 @@ static void init_exited(struct monitor *m, int status)
 {
     int64_t ran = mon_now_mono() - m->started_mono;
     mon_container_exited(m, status);
+    policy_update(m);
     if (stopping(m) || !mon_restart_should(&m->o.restart, m->exit_code, m->restart_count)) {
         finish(m);
         return;
@@ -37,6 +57,19 @@ static void init_exited(struct monitor *m, int status)
     m->backoff_ms = mon_backoff_next(m->backoff_ms, ran);
     m->status = MON_STATUS_RESTARTING;
     mon_state_write(m);
+    /* The stopping marker is watched only while waiting to restart: one inotify instance per
+     * running container would use up fs.inotify.max_user_instances (128 by default) for every
+     * process of the user with a hundred containers. A marker made before the watch began is
+     * seen by the check after it. */
+    if (m->inotify_fd < 0) {
+        m->inotify_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+        if (m->inotify_fd >= 0)
+            inotify_add_watch(m->inotify_fd, ".", IN_CREATE | IN_MOVED_TO);
+    }
+    if (stopping(m)) {
+        finish(m);
+        return;
+    }
     struct itimerspec its = {.it_value = {.tv_sec = (time_t)(m->backoff_ms / 1000),
                                           .tv_nsec = (long)(m->backoff_ms % 1000) * 1000000}};
     if (timerfd_settime(m->restart_timer_fd, 0, &its, NULL) < 0)
@@ -115,9 +148,6 @@ enum {
 int mon_loop(struct monitor *m)
 {
     m->restart_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    m->inotify_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-    if (m->inotify_fd >= 0)
-        inotify_add_watch(m->inotify_fd, ".", IN_CREATE | IN_MOVED_TO);
     /* The init may have ended before the loop began. */
     on_signals(m);
     while (m->status != MON_STATUS_EXITED) {

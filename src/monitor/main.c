@@ -379,8 +379,10 @@ static int setup(struct monitor *m, struct ks_error **err)
     m->state_dir_fd = open(m->o.state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (m->state_dir_fd < 0)
         return ks_error_set(err, errno, "open `%s`", m->o.state_dir);
-    /* A marker left from an earlier run would keep this one from restarting. */
+    /* A marker left from an earlier run would keep this one from restarting; a policy update
+     * left for an earlier run is in the command line now. */
     unlink("stopping");
+    unlink("restart-policy");
     char pid[32];
     int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
     if ((r = ks_write_file_replace(AT_FDCWD, "monitor.pid", pid, (size_t)n, 0644, err)) < 0)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -396,6 +397,39 @@ static void test_sizes_signals(void)
     TAP_EQ_INT(ks_signal_parse("99", &sig), -EINVAL, "out of range");
 }
 
+/* Runs last: it lowers this process's hard RLIMIT_NOFILE to have a known limit to exceed. */
+static void test_ulimits_clamp(void)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rlim_t hard = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 1000 ? 1000 : rl.rlim_max;
+    rl.rlim_max = hard;
+    if (rl.rlim_cur > hard)
+        rl.rlim_cur = hard;
+    TAP_EQ_INT(setrlimit(RLIMIT_NOFILE, &rl), 0, "lower the hard nofile limit");
+    json_object *hc = parse("{\"Ulimits\":[{\"Name\":\"nofile\",\"Soft\":1048576,"
+                            "\"Hard\":1048576},{\"Name\":\"core\",\"Soft\":1,\"Hard\":2},"
+                            "{\"Name\":\"nofile\",\"Soft\":10,\"Hard\":-1}]}");
+    char **warnings = NULL;
+    struct ks_error *err = NULL;
+    TAP_EQ_INT(ks_container_ulimits_clamp(hc, &warnings, &err), 2, "two clamped");
+    json_object *a = ks_json_get(hc, "Ulimits");
+    json_object *u0 = json_object_array_get_idx(a, 0), *u2 = json_object_array_get_idx(a, 2);
+    TAP_EQ_INT(ks_json_int(u0, "Soft", 0), (int64_t)hard, "soft clamped");
+    TAP_EQ_INT(ks_json_int(u0, "Hard", 0), (int64_t)hard, "hard clamped");
+    TAP_EQ_INT(ks_json_int(u2, "Soft", 0), 10, "a soft limit below stays");
+    TAP_EQ_INT(ks_json_int(u2, "Hard", 0), (int64_t)hard, "unlimited clamped");
+    tap_ok(warnings && warnings[0] && strstr(warnings[0], "nofile=1048576:1048576") &&
+               strstr(warnings[0], "using nofile=1000:1000") && warnings[2] == NULL,
+           "warnings name the limit and the value used: %s", warnings ? warnings[0] : "");
+    ks_strv_free(warnings);
+    json_object_put(hc);
+    hc = parse("{\"Ulimits\":[{\"Name\":\"bogus\",\"Soft\":1,\"Hard\":1}]}");
+    tap_ok(ks_container_ulimits_clamp(hc, NULL, &err) < 0 && err, "unknown limit refused");
+    ks_error_free(err);
+    json_object_put(hc);
+}
+
 int main(void)
 {
     tap_plan_auto();
@@ -404,5 +438,6 @@ int main(void)
     test_users();
     test_spec();
     test_sizes_signals();
+    test_ulimits_clamp();
     return tap_done();
 }

@@ -333,6 +333,11 @@ int ks_container_resolve_user(int rootfd, const char *user, uid_t *ret_uid, gid_
     return 0;
 }
 
+int ks_container_resolve_group(int rootfd, const char *group, gid_t *ret, struct ks_error **err)
+{
+    return lookup_group(rootfd, group, ret, err);
+}
+
 /* --- signals --- */
 
 static const struct {

@@ -68,6 +68,10 @@ int ks_container_resolve_user(int rootfd, const char *user, uid_t *ret_uid, gid_
                               gid_t **ret_gids, size_t *ret_n_gids, char **ret_home,
                               struct ks_error **err);
 
+/* A group by name or gid against the container's /etc/group (opened inside rootfd); a number
+ * not in the file is taken as is, as Docker's --group-add does. */
+int ks_container_resolve_group(int rootfd, const char *group, gid_t *ret, struct ks_error **err);
+
 struct ks_spec_gen_opts {
     const char *id;
     const char *rootfs;        /* absolute path of the mounted root file system */
@@ -80,6 +84,13 @@ struct ks_spec_gen_opts {
 /* Builds the OCI config.json for a merged container config. *ret is owned by the caller. */
 int ks_container_spec_generate(json_object *config, const struct ks_spec_gen_opts *o,
                                json_object **ret, struct ks_error **err);
+
+/* Clamps HostConfig.Ulimits in place to the hard limits of the calling process (getrlimit),
+ * which the container's process could not exceed anyway: a value above (or -1, unlimited) is
+ * replaced by the hard limit. Returns how many were clamped, each with a message for the user
+ * in *ret_warnings (a NULL-terminated list owned by the caller; NULL when none; may be NULL). */
+int ks_container_ulimits_clamp(json_object *host_config, char ***ret_warnings,
+                               struct ks_error **err);
 
 /* Docker's default capability set, NULL-terminated "CAP_…" names (static). */
 extern const char *const ks_container_default_caps[];
@@ -113,6 +124,7 @@ struct ks_container_state {
     bool oom_killed;
     char error[512];
     json_object *health; /* the monitor's Health object, NULL when none; owned */
+    bool monitor_died;   /* state.json says active but its monitor is gone */
 };
 void ks_engine_state_clear(struct ks_container_state *s);
 
@@ -172,6 +184,27 @@ int ks_engine_remove(struct ks_engine *e, const char *id, bool force, struct ks_
 /* Serialises start and remove of one container between processes: an exclusive lock on
  * R/containers/ID/lock, held until the returned fd (owned by the caller) is closed. */
 int ks_engine_lock(struct ks_engine *e, const char *id, struct ks_error **err);
+/* The same without waiting: -EWOULDBLOCK while another holder has it. */
+int ks_engine_trylock(struct ks_engine *e, const char *id, struct ks_error **err);
+/* Whether pid is a live kiste-monitor (not a reused pid, nor the rm it turns into). */
+bool ks_engine_monitor_alive(pid_t pid);
+
+/* --- crash repair (repair.c) --- */
+
+/* Cleans up after a container whose monitor is gone (killed, crashed) or whose start was
+ * interrupted: kills what is left of it and removes its runtime state (the runtime's delete
+ * --force), and when st says the monitor died, unmounts its root file system and records it
+ * exited with Error "monitor died" in state.json, so that it can be started or removed again.
+ * The caller holds the container's lock (ks_engine_lock) and has read st under it. */
+int ks_engine_repair(struct ks_engine *e, const char *id, const struct ks_container_state *st,
+                     struct ks_error **err);
+/* ks_engine_state_get once no monitor is at work on the container any more (bounded, 5 s):
+ * the previous run's may be finishing its cleanup (unmount), and one whose start was
+ * interrupted (its caller killed) finishes that start on its own, after which the container
+ * is running. For start and remove, under the container's lock. Free with
+ * ks_engine_state_clear. */
+int ks_engine_state_settled(struct ks_engine *e, const char *id, struct ks_container_state *ret,
+                            struct ks_error **err);
 
 /* Renames a container (Docker's conflict message when the name is taken). */
 int ks_engine_rename(struct ks_engine *e, const char *id, const char *name, struct ks_error **err);

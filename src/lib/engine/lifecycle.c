@@ -133,7 +133,7 @@ static char *overlay_dir(struct ks_engine *e)
     return asprintf(&p, "%s/overlay", e->root) < 0 ? NULL : p;
 }
 
-int ks_engine_lock(struct ks_engine *e, const char *id, struct ks_error **err)
+static int lock_container(struct ks_engine *e, const char *id, int op, struct ks_error **err)
 {
     _cleanup_free_ char *dir = ks_container_dir(e, id), *path = NULL;
     if (dir == NULL || asprintf(&path, "%s/lock", dir) < 0)
@@ -141,7 +141,7 @@ int ks_engine_lock(struct ks_engine *e, const char *id, struct ks_error **err)
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return ks_error_set(err, errno, "lock container `%s`", id);
-    while (flock(fd, LOCK_EX) < 0) {
+    while (flock(fd, op) < 0) {
         if (errno != EINTR) {
             int en = errno;
             close(fd);
@@ -149,6 +149,16 @@ int ks_engine_lock(struct ks_engine *e, const char *id, struct ks_error **err)
         }
     }
     return fd;
+}
+
+int ks_engine_lock(struct ks_engine *e, const char *id, struct ks_error **err)
+{
+    return lock_container(e, id, LOCK_EX, err);
+}
+
+int ks_engine_trylock(struct ks_engine *e, const char *id, struct ks_error **err)
+{
+    return lock_container(e, id, LOCK_EX | LOCK_NB, err);
 }
 
 /* --- create --- */
@@ -271,6 +281,11 @@ int ks_engine_create(struct ks_engine *e, const struct ks_container_create_opts 
     _cleanup_free_ char *snap = NULL, *dir = ks_container_dir(e, id);
     if (overlay == NULL || dir == NULL)
         return ks_error_set(err, ENOMEM, "create container");
+    /* Held until the container is recorded: the store's collector removes layer directories
+     * that nothing records, and the snapshot is one until then. */
+    _cleanup_close_ int store_lock = ks_store_lock(e->store, LOCK_SH, err);
+    if (store_lock < 0)
+        return store_lock;
     r = ks_snapshot_container_create(overlay, top, &snap, err);
     if (r < 0)
         return ks_error_wrap(err, "create container");
@@ -328,8 +343,7 @@ void ks_engine_state_clear(struct ks_container_state *s)
     s->health = NULL;
 }
 
-/* Whether pid is a live kiste-monitor (not a reused pid, not the rm it turns into). */
-static bool monitor_alive(pid_t pid)
+bool ks_engine_monitor_alive(pid_t pid)
 {
     if (pid <= 0)
         return false;
@@ -363,8 +377,24 @@ static enum ks_container_status status_from(const char *s)
     return KS_CONTAINER_DEAD;
 }
 
+/* U/containers/<id>/paused exists whenever the container may be frozen: it is made before the
+ * runtime freezes the container and removed only after the runtime thaws it. Without it a running
+ * container is not paused, and its state needs no look at the runtime's cgroup, which reads
+ * /proc/self/mountinfo (long with a thousand containers) each time. NULL on ENOMEM. */
+static char *paused_marker(struct ks_engine *e, const char *id)
+{
+    _cleanup_free_ char *run = ks_container_run_dir(e, id);
+    char *path = NULL;
+    if (run == NULL || asprintf(&path, "%s/paused", run) < 0)
+        return NULL;
+    return path;
+}
+
 static bool runtime_paused(struct ks_engine *e, const char *id)
 {
+    _cleanup_free_ char *marker = paused_marker(e, id);
+    if (marker && access(marker, F_OK) < 0 && errno == ENOENT)
+        return false;
     _cleanup_json_ json_object *st = NULL;
     if (ks_container_state(e->runtime_root, id, &st, NULL) < 0)
         return false;
@@ -372,8 +402,8 @@ static bool runtime_paused(struct ks_engine *e, const char *id)
     return s && strcmp(s, "paused") == 0;
 }
 
-int ks_engine_state_get(struct ks_engine *e, const char *id, struct ks_container_state *ret,
-                        struct ks_error **err)
+static int state_read(struct ks_engine *e, const char *id, struct ks_container_state *ret,
+                      struct ks_error **err)
 {
     memset(ret, 0, sizeof(*ret));
     snprintf(ret->started_at, sizeof(ret->started_at), ZERO_TIME);
@@ -420,17 +450,39 @@ int ks_engine_state_get(struct ks_engine *e, const char *id, struct ks_container
     json_object *h = ks_json_get_type(st, "Health", json_type_object);
     ret->health = h ? json_object_get(h) : NULL;
     bool active = ret->status == KS_CONTAINER_RUNNING || ret->status == KS_CONTAINER_RESTARTING;
-    if (active && !monitor_alive(ret->monitor_pid)) {
+    if (active && !ks_engine_monitor_alive(ret->monitor_pid)) {
         ret->status = KS_CONTAINER_EXITED;
         ret->pid = 0;
         if (ret->exit_code == 0)
             ret->exit_code = 255;
         snprintf(ret->error, sizeof(ret->error), "monitor died");
+        ret->monitor_died = true;
     } else if (ret->status == KS_CONTAINER_RUNNING && runtime_paused(e, id)) {
         ret->status = KS_CONTAINER_PAUSED;
     }
     if (ret->status != KS_CONTAINER_RUNNING && ret->status != KS_CONTAINER_PAUSED)
         ret->pid = 0;
+    return 0;
+}
+
+int ks_engine_state_get(struct ks_engine *e, const char *id, struct ks_container_state *ret,
+                        struct ks_error **err)
+{
+    int r = state_read(e, id, ret, err);
+    if (r < 0 || !ret->monitor_died)
+        return r;
+    /* What the dead monitor left (the container's processes, its runtime state, the mounted
+     * root file system) is cleaned up by whoever sees it first. A start or remove holding the
+     * lock repairs on its own, and a reader never waits for one. */
+    _cleanup_close_ int lock = ks_engine_trylock(e, id, NULL);
+    if (lock < 0)
+        return 0;
+    struct ks_container_state now;
+    if (state_read(e, id, &now, NULL) < 0)
+        return 0;
+    if (now.monitor_died)
+        ks_engine_repair(e, id, &now, NULL);
+    ks_engine_state_clear(&now);
     return 0;
 }
 
@@ -587,7 +639,18 @@ int ks_engine_pause(struct ks_engine *e, const char *id, bool pause, struct ks_e
         return ks_error_msg(err, "Container %s is not paused", id);
     if (pause && st.status != KS_CONTAINER_RUNNING)
         return ks_error_msg(err, "Container %s is not running", id);
-    return ks_container_pause(e->runtime_root, id, pause, err);
+    _cleanup_free_ char *marker = paused_marker(e, id);
+    if (marker == NULL)
+        return ks_error_set(err, ENOMEM, "pause");
+    if (pause) {
+        _cleanup_close_ int fd = open(marker, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return ks_error_set(err, errno, "create `%s`", marker);
+    }
+    r = ks_container_pause(e->runtime_root, id, pause, err);
+    if ((r < 0) == pause)
+        unlink(marker);
+    return r;
 }
 
 int ks_engine_rename(struct ks_engine *e, const char *id, const char *name, struct ks_error **err)
@@ -603,7 +666,7 @@ int ks_engine_rename(struct ks_engine *e, const char *id, const char *name, stru
 /* Waits (bounded) for the monitor to finish its own cleanup before removing what it uses. */
 static void wait_monitor_gone(pid_t pid)
 {
-    for (int i = 0; i < 250 && monitor_alive(pid); i++) {
+    for (int i = 0; i < 250 && ks_engine_monitor_alive(pid); i++) {
         struct timespec ts = {0, POLL_MS * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -619,7 +682,7 @@ int ks_engine_remove(struct ks_engine *e, const char *id, bool force, struct ks_
     if (lock < 0)
         return lock;
     struct ks_container_state st;
-    r = ks_engine_state_get(e, c->id, &st, err);
+    r = ks_engine_state_settled(e, c->id, &st, err);
     if (r < 0)
         return r;
     ks_engine_state_clear(&st);

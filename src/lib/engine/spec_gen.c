@@ -137,8 +137,29 @@ static int process_args(json_object *c, bool init, json_object **ret, struct ks_
     return 0;
 }
 
-static int process_user(json_object *process, json_object *c, int rootfd, char **ret_home,
-                        struct ks_error **err)
+/* HostConfig.GroupAdd appended to the user's supplementary groups; gids grows to hold them. */
+static int group_add(json_object *hc, int rootfd, gid_t **gids, size_t *n, struct ks_error **err)
+{
+    json_object *add = ks_json_get_type(hc, "GroupAdd", json_type_array);
+    size_t extra = add ? json_object_array_length(add) : 0;
+    if (extra == 0)
+        return 0;
+    gid_t *g = realloc(*gids, (*n + extra) * sizeof(gid_t));
+    if (g == NULL)
+        return ks_error_set(err, ENOMEM, "group-add");
+    *gids = g;
+    for (size_t i = 0; i < extra; i++) {
+        const char *name = json_object_get_string(json_object_array_get_idx(add, i));
+        int r = ks_container_resolve_group(rootfd, name ? name : "", &g[*n], err);
+        if (r < 0)
+            return r;
+        (*n)++;
+    }
+    return 0;
+}
+
+static int process_user(json_object *process, json_object *c, json_object *hc, int rootfd,
+                        char **ret_home, struct ks_error **err)
 {
     uid_t uid;
     gid_t gid;
@@ -146,6 +167,9 @@ static int process_user(json_object *process, json_object *c, int rootfd, char *
     size_t n = 0;
     int r = ks_container_resolve_user(rootfd, ks_json_str(c, "User"), &uid, &gid, &gids, &n,
                                       ret_home, err);
+    if (r < 0)
+        return r;
+    r = group_add(hc, rootfd, &gids, &n, err);
     if (r < 0)
         return r;
     json_object *u = json_object_new_object();
@@ -538,7 +562,7 @@ static int build_process(json_object *spec, json_object *c, json_object *hc,
         return r;
     json_object_object_add(p, "args", args);
     _cleanup_free_ char *home = NULL;
-    r = process_user(p, c, o->rootfd, &home, err);
+    r = process_user(p, c, hc, o->rootfd, &home, err);
     if (r < 0)
         return r;
     const char *hostname = ks_json_str(c, "Hostname");

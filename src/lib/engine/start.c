@@ -316,7 +316,12 @@ static int prepare(struct start_ctx *s, const struct ks_db_container *c, char **
     _cleanup_close_ int rootfd = -EBADF;
     if (asprintf(&overlay, "%s/overlay", s->e->root) < 0)
         return ks_error_set(err, ENOMEM, "start");
-    int r = ks_snapshot_container_mount(overlay, c->snapshot, &merged, err);
+    /* A container removed when it exits never mounts its upper directory again: skipping
+     * overlay's syncs saves a sync of the whole file system when the monitor unmounts it. */
+    unsigned mflags = ks_json_bool(ks_json_get(s->config, "HostConfig"), "AutoRemove", false)
+                          ? KS_SNAPSHOT_MOUNT_VOLATILE
+                          : 0;
+    int r = ks_snapshot_container_mount_flags(overlay, c->snapshot, mflags, &merged, err);
     if (r < 0)
         return ks_error_wrap(err, "mount the root file system");
     if (ks_json_bool(ks_json_get(s->config, "HostConfig"), "Init", false)) {
@@ -390,8 +395,12 @@ int ks_engine_start(struct ks_engine *e, const char *id, const struct ks_contain
     _cleanup_close_ int lock = ks_engine_lock(e, c->id, err);
     if (lock < 0)
         return lock;
+    _cleanup_free_ char *run = ks_container_run_dir(e, c->id), *bundle = NULL, *marker = NULL;
+    if (run == NULL || asprintf(&bundle, "%s/bundle", run) < 0 ||
+        asprintf(&marker, "%s/stopping", run) < 0)
+        return ks_error_set(err, ENOMEM, "start");
     struct ks_container_state st;
-    r = ks_engine_state_get(e, c->id, &st, err);
+    r = ks_engine_state_settled(e, c->id, &st, err);
     if (r < 0)
         return r;
     ks_engine_state_clear(&st);
@@ -404,21 +413,11 @@ int ks_engine_start(struct ks_engine *e, const char *id, const struct ks_contain
         return ks_error_msg(err, "Container %s is restarting", c->id);
     if (c->snapshot == NULL)
         return ks_error_msg(err, "container %s has no root file system", c->id);
-    /* The monitor of the previous run may still be finishing its cleanup (unmount). */
-    for (int i = 0; i < 250 && st.monitor_pid > 0 && kill(st.monitor_pid, 0) == 0; i++) {
-        struct timespec ts = {0, 20000000L};
-        nanosleep(&ts, NULL);
-        char p[64];
-        snprintf(p, sizeof(p), "/proc/%d/comm", (int)st.monitor_pid);
-        _cleanup_free_ char *comm = NULL;
-        if (ks_read_file(p, &comm, NULL, NULL) < 0 || strncmp(comm, "kiste-monitor", 13) != 0)
-            break;
-    }
-
-    _cleanup_free_ char *run = ks_container_run_dir(e, c->id), *bundle = NULL, *marker = NULL;
-    if (run == NULL || asprintf(&bundle, "%s/bundle", run) < 0 ||
-        asprintf(&marker, "%s/stopping", run) < 0)
-        return ks_error_set(err, ENOMEM, "start");
+    /* No monitor is at work on it any more: whatever a dead one or an interrupted start left
+     * (runtime state, processes, a mounted root file system) goes before the new start. */
+    r = ks_engine_repair(e, c->id, &st, err);
+    if (r < 0)
+        return r;
     r = ks_mkdir_p(run, 0700, err);
     if (r < 0)
         return r;
