@@ -26,38 +26,6 @@
 #include "lib/oci/container.h"
 #include "logs.h"
 
-static int need_args(const char *cmd, int argc, int optind_, int min)
-{
-    if (argc - optind_ >= min)
-        return 0;
-    fprintf(stderr, "kiste %s: requires at least %d argument%s\nSee 'kiste %s --help'.\n", cmd, min,
-            min == 1 ? "" : "s", cmd);
-    return 1;
-}
-
-/* Runs fn on each named container, printing the name as given on success (Docker's output of
- * stop, kill, rm, pause, unpause). */
-typedef int (*each_fn)(struct ks_engine *e, const char *id, void *userdata, struct ks_error **err);
-
-static int for_each(int argc, char **argv, int first, each_fn fn, void *userdata, bool print)
-{
-    struct ks_error *err = NULL;
-    _cleanup_engine_ struct ks_engine *e = NULL;
-    if (ks_cli_engine_open(&e, &err) < 0)
-        return ks_cli_fail(err, 1);
-    int status = 0;
-    for (int i = first; i < argc; i++) {
-        _cleanup_db_container_ struct ks_db_container *c = NULL;
-        if (ks_engine_lookup(e, argv[i], &c, NULL, &err) < 0 || fn(e, c->id, userdata, &err) < 0) {
-            status = ks_cli_fail(TAKE_PTR(err), 1);
-            continue;
-        }
-        if (print)
-            printf("%s\n", argv[i]);
-    }
-    return status;
-}
-
 /* --- stop, kill, pause, unpause, wait, rm --- */
 
 static int do_stop(struct ks_engine *e, const char *id, void *userdata, struct ks_error **err)
@@ -81,9 +49,9 @@ int ks_cli_stop(int argc, char **argv)
         else if (c != 's')
             return 1;
     }
-    if (need_args("stop", argc, optind, 1))
+    if (ks_cli_nargs("stop", argc - optind, 1, -1, true))
         return 1;
-    return for_each(argc, argv, optind, do_stop, &timeout, true);
+    return ks_cli_for_each(argc, argv, optind, do_stop, &timeout, true);
 }
 
 static int do_kill(struct ks_engine *e, const char *id, void *userdata, struct ks_error **err)
@@ -104,9 +72,9 @@ int ks_cli_kill(int argc, char **argv)
             return 1;
         }
     }
-    if (need_args("kill", argc, optind, 1))
+    if (ks_cli_nargs("kill", argc - optind, 1, -1, true))
         return 1;
-    return for_each(argc, argv, optind, do_kill, &sig, true);
+    return ks_cli_for_each(argc, argv, optind, do_kill, &sig, true);
 }
 
 static int do_pause(struct ks_engine *e, const char *id, void *userdata, struct ks_error **err)
@@ -119,9 +87,9 @@ static int pause_cmd(int argc, char **argv, bool pause)
     optind = 1;
     if (getopt_long(argc, argv, "+", (const struct option[]){{0}}, NULL) != -1)
         return 1;
-    if (need_args(argv[0], argc, optind, 1))
+    if (ks_cli_nargs(argv[0], argc - optind, 1, -1, true))
         return 1;
-    return for_each(argc, argv, optind, do_pause, &pause, true);
+    return ks_cli_for_each(argc, argv, optind, do_pause, &pause, true);
 }
 
 int ks_cli_pause(int argc, char **argv)
@@ -170,9 +138,7 @@ static int do_wait(struct ks_engine *e, const char *id, void *userdata, struct k
         ks_engine_state_clear(&st);
         if (first)
             snprintf(started, sizeof(started), "%s", st.started_at);
-        bool live = st.status == KS_CONTAINER_RUNNING || st.status == KS_CONTAINER_PAUSED ||
-                    st.status == KS_CONTAINER_RESTARTING;
-        if (next_exit ? live || strcmp(started, st.started_at) != 0
+        if (next_exit ? ks_engine_status_active(st.status) || strcmp(started, st.started_at) != 0
                       : st.status != KS_CONTAINER_CREATED)
             break;
         sleep_50ms();
@@ -217,9 +183,9 @@ int ks_cli_wait(int argc, char **argv)
                 cond);
         return 1;
     }
-    if (need_args("wait", argc, optind, 1))
+    if (ks_cli_nargs("wait", argc - optind, 1, -1, true))
         return 1;
-    return for_each(argc, argv, optind, do_wait, (void *)cond, false);
+    return ks_cli_for_each(argc, argv, optind, do_wait, (void *)cond, false);
 }
 
 static int do_rm(struct ks_engine *e, const char *id, void *userdata, struct ks_error **err)
@@ -244,21 +210,19 @@ int ks_cli_rm(int argc, char **argv)
         else if (c != 'v' && c != 'l')
             return 1;
     }
-    if (need_args("rm", argc, optind, 1))
+    if (ks_cli_nargs("rm", argc - optind, 1, -1, true))
         return 1;
-    return for_each(argc, argv, optind, do_rm, &force, true);
+    return ks_cli_for_each(argc, argv, optind, do_rm, &force, true);
 }
 
 int ks_cli_rename(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "kiste rename: requires exactly 2 arguments\n");
+    if (ks_cli_nargs("rename", argc - 1, 2, 2, false))
         return 1;
-    }
     struct ks_error *err = NULL;
     _cleanup_engine_ struct ks_engine *e = NULL;
     _cleanup_db_container_ struct ks_db_container *c = NULL;
-    if (ks_cli_engine_open(&e, &err) < 0 || ks_engine_lookup(e, argv[1], &c, NULL, &err) < 0 ||
+    if (ks_cli_open_container(argv[1], &e, &c, NULL, &err) < 0 ||
         ks_engine_rename(e, c->id, argv[2], &err) < 0)
         return ks_cli_fail(err, 1);
     return 0;
@@ -278,8 +242,7 @@ static bool still_running(void *userdata)
     if (ks_engine_state_get(f->e, f->id, &st, NULL) < 0)
         return false;
     ks_engine_state_clear(&st);
-    return st.status == KS_CONTAINER_RUNNING || st.status == KS_CONTAINER_PAUSED ||
-           st.status == KS_CONTAINER_RESTARTING;
+    return ks_engine_status_active(st.status);
 }
 
 int ks_cli_container_logs(int argc, char **argv)
@@ -325,15 +288,12 @@ int ks_cli_container_logs(int argc, char **argv)
         } else if (c != 'D')
             return 1;
     }
-    if (argc - optind != 1) {
-        fprintf(stderr, "kiste logs: requires exactly 1 argument\n");
+    if (ks_cli_nargs("logs", argc - optind, 1, 1, false))
         return 1;
-    }
     _cleanup_engine_ struct ks_engine *e = NULL;
     _cleanup_db_container_ struct ks_db_container *ct = NULL;
     _cleanup_json_ json_object *config = NULL;
-    if (ks_cli_engine_open(&e, &err) < 0 ||
-        ks_engine_lookup(e, argv[optind], &ct, &config, &err) < 0)
+    if (ks_cli_open_container(argv[optind], &e, &ct, &config, &err) < 0)
         return ks_cli_fail(err, 1);
     const char *type =
         ks_json_str(ks_json_get(ks_json_get(config, "HostConfig"), "LogConfig"), "Type");
@@ -399,14 +359,7 @@ static int exec_user(json_object *process, int rootfd, const char *user, struct 
     _cleanup_free_ char *kv = NULL;
     if (asprintf(&kv, "HOME=%s", home) >= 0)
         exec_env(process, &kv, 1);
-    json_object *u = json_object_new_object();
-    json_object_object_add(u, "uid", json_object_new_int64(uid));
-    json_object_object_add(u, "gid", json_object_new_int64(gid));
-    json_object *a = json_object_new_array();
-    for (size_t i = 0; i < n; i++)
-        json_object_array_add(a, json_object_new_int64(gids[i]));
-    json_object_object_add(u, "additionalGids", a);
-    json_object_object_add(process, "user", u);
+    ks_process_set_user(process, uid, gid, gids, n);
     return 0;
 }
 
@@ -702,11 +655,11 @@ int ks_cli_exec(int argc, char **argv)
             return 125;
         }
     }
-    if (need_args("exec", argc, optind, 2))
+    if (ks_cli_nargs("exec", argc - optind, 2, -1, true))
         return 125;
     _cleanup_engine_ struct ks_engine *e = NULL;
     _cleanup_db_container_ struct ks_db_container *ct = NULL;
-    if (ks_cli_engine_open(&e, &err) < 0 || ks_engine_lookup(e, argv[optind], &ct, NULL, &err) < 0)
+    if (ks_cli_open_container(argv[optind], &e, &ct, NULL, &err) < 0)
         return ks_cli_fail(err, 1);
     return run_exec(e, ct->id, &o, argv + optind + 1);
 }
@@ -723,14 +676,12 @@ static bool pid_in(pid_t pid, const pid_t *pids, size_t n)
 
 int ks_cli_top(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "kiste top: requires at least 1 argument\n");
+    if (ks_cli_nargs("top", argc - 1, 1, -1, false))
         return 1;
-    }
     struct ks_error *err = NULL;
     _cleanup_engine_ struct ks_engine *e = NULL;
     _cleanup_db_container_ struct ks_db_container *ct = NULL;
-    if (ks_cli_engine_open(&e, &err) < 0 || ks_engine_lookup(e, argv[1], &ct, NULL, &err) < 0)
+    if (ks_cli_open_container(argv[1], &e, &ct, NULL, &err) < 0)
         return ks_cli_fail(err, 1);
     _cleanup_free_ pid_t *pids = NULL;
     size_t n = 0;
@@ -805,14 +756,12 @@ int ks_cli_top(int argc, char **argv)
 
 int ks_cli_port(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "kiste port: requires at least 1 argument\n");
+    if (ks_cli_nargs("port", argc - 1, 1, -1, false))
         return 1;
-    }
     struct ks_error *err = NULL;
     _cleanup_engine_ struct ks_engine *e = NULL;
     _cleanup_db_container_ struct ks_db_container *ct = NULL;
-    if (ks_cli_engine_open(&e, &err) < 0 || ks_engine_lookup(e, argv[1], &ct, NULL, &err) < 0)
+    if (ks_cli_open_container(argv[1], &e, &ct, NULL, &err) < 0)
         return ks_cli_fail(err, 1);
     /* No published ports until networking exists. */
     if (argc > 2) {
@@ -876,7 +825,7 @@ int ks_cli_inspect(int argc, char **argv)
         fprintf(stderr, "Error: \"%s\" is not a valid value for --type\n", type);
         return 1;
     }
-    if (need_args(argv[0], argc, optind, 1))
+    if (ks_cli_nargs(argv[0], argc - optind, 1, -1, true))
         return 1;
     struct ks_error *err = NULL;
     _cleanup_engine_ struct ks_engine *e = NULL;

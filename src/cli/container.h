@@ -38,8 +38,24 @@ int ks_cli_commit(int argc, char **argv);
 
 /* Opens the engine with KISTE_ROOT and KISTE_RUNROOT. */
 int ks_cli_engine_open(struct ks_engine **ret, struct ks_error **err);
+/* Opens the engine into *e and looks up the container name (an id, its prefix or a name) into
+ * *c and, when config is not NULL, its config into *config; all owned by the caller. */
+int ks_cli_open_container(const char *name, struct ks_engine **e, struct ks_db_container **c,
+                          json_object **config, struct ks_error **err);
 /* Prints "Error: <message>" (Docker's client prefix) and frees e; returns status. */
 int ks_cli_fail(struct ks_error *e, int status);
+/* 0 when have (the positional arguments) is within min..max (max < 0: no limit); else prints
+ * Docker's usage error ("requires exactly N" when min == max, else "requires at least N"; with
+ * see, the "See 'kiste CMD --help'." line after it) and returns 1. */
+int ks_cli_nargs(const char *cmd, int have, int min, int max, bool see);
+/* What ks_cli_for_each does to one container: its full id. Returns 0 or a negative errno. */
+typedef int (*ks_cli_each_fn)(struct ks_engine *e, const char *id, void *userdata,
+                              struct ks_error **err);
+/* Opens the engine and runs fn on each container named in argv[first..argc), printing the name
+ * as given on success when print (Docker's output of stop, kill, rm, pause, unpause, start,
+ * restart) and "Error: …" for each failure. Returns 0, or 1 when any failed. */
+int ks_cli_for_each(int argc, char **argv, int first, ks_cli_each_fn fn, void *userdata,
+                    bool print);
 /* The container's exit status for a failed start: 127, 126 or 125 from the error's errno. */
 int ks_cli_start_status(const struct ks_error *e);
 

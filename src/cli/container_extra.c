@@ -306,8 +306,7 @@ static int restart_policy_to_monitor(struct ks_engine *e, const char *id,
                                      const struct ks_container_state *st, json_object *rp,
                                      struct ks_error **err)
 {
-    if (rp == NULL || (st->status != KS_CONTAINER_RUNNING && st->status != KS_CONTAINER_PAUSED &&
-                       st->status != KS_CONTAINER_RESTARTING))
+    if (rp == NULL || !ks_engine_status_active(st->status))
         return 0;
     char text[64];
     int64_t max = ks_json_int(rp, "MaximumRetryCount", 0);
@@ -327,10 +326,8 @@ int ks_cli_update(int argc, char **argv)
     _cleanup_json_ json_object *res = json_object_new_object();
     if (update_parse(argc, argv, hc, res) != 0)
         return 1;
-    if (optind >= argc) {
-        fprintf(stderr, "kiste update: requires at least 1 argument\n");
+    if (ks_cli_nargs("update", argc - optind, 1, -1, false))
         return 1;
-    }
     struct ks_error *err = NULL;
     _cleanup_engine_ struct ks_engine *e = NULL;
     if (ks_cli_engine_open(&e, &err) < 0)
@@ -414,14 +411,12 @@ static int cmp_line(const void *a, const void *b)
 
 int ks_cli_diff(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "kiste diff: requires exactly 1 argument\n");
+    if (ks_cli_nargs("diff", argc - 1, 1, 1, false))
         return 1;
-    }
     struct ks_error *err = NULL;
     _cleanup_engine_ struct ks_engine *e = NULL;
     _cleanup_db_container_ struct ks_db_container *ct = NULL;
-    if (ks_cli_engine_open(&e, &err) < 0 || ks_engine_lookup(e, argv[1], &ct, NULL, &err) < 0)
+    if (ks_cli_open_container(argv[1], &e, &ct, NULL, &err) < 0)
         return ks_cli_fail(err, 1);
     if (ct->snapshot == NULL)
         return 0;
@@ -464,10 +459,8 @@ int ks_cli_export(int argc, char **argv)
             return 1;
         output = optarg;
     }
-    if (argc - optind != 1) {
-        fprintf(stderr, "kiste export: requires exactly 1 argument\n");
+    if (ks_cli_nargs("export", argc - optind, 1, 1, false))
         return 1;
-    }
     if (output == NULL && isatty(STDOUT_FILENO)) {
         fprintf(stderr, "Error: cowardly refusing to save to a terminal. Use the -o flag or "
                         "redirect\n");
@@ -476,7 +469,7 @@ int ks_cli_export(int argc, char **argv)
     struct ks_error *err = NULL;
     _cleanup_engine_ struct ks_engine *e = NULL;
     _cleanup_db_container_ struct ks_db_container *ct = NULL;
-    if (ks_cli_engine_open(&e, &err) < 0 || ks_engine_lookup(e, argv[optind], &ct, NULL, &err) < 0)
+    if (ks_cli_open_container(argv[optind], &e, &ct, NULL, &err) < 0)
         return ks_cli_fail(err, 1);
     char overlay[4096];
     snprintf(overlay, sizeof(overlay), "%s/overlay", e->root);
@@ -572,8 +565,7 @@ int ks_cli_commit(int argc, char **argv)
     _cleanup_engine_ struct ks_engine *e = NULL;
     _cleanup_db_container_ struct ks_db_container *ct = NULL;
     _cleanup_json_ json_object *config = NULL;
-    if (ks_cli_engine_open(&e, &err) < 0 ||
-        ks_engine_lookup(e, argv[optind], &ct, &config, &err) < 0)
+    if (ks_cli_open_container(argv[optind], &e, &ct, &config, &err) < 0)
         return ks_cli_fail(err, 1);
     if (ct->snapshot == NULL) {
         fprintf(stderr, "Error: container %s has no file system to commit\n", argv[optind]);

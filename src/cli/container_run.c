@@ -74,26 +74,41 @@ static int create_container(struct ks_engine *e, struct ks_run_opts *o, char **r
     return 0;
 }
 
+/* create's and run's common start: parses cmd's flags into o, opens the engine into *e and
+ * creates the container, its id into *id (owned by the caller). Returns -1 to go on, with o to
+ * be freed by the caller; else the command's exit status, with o already freed. */
+static int parse_and_create(const char *cmd, int argc, char **argv, struct ks_run_opts *o,
+                            struct ks_engine **e, char **id)
+{
+    struct ks_error *err = NULL;
+    int r = ks_cli_parse_run_opts(cmd, argc, argv, o);
+    if (r != 0) {
+        ks_run_opts_free(o);
+        return r < 0 ? 0 : r;
+    }
+    if (ks_cli_engine_open(e, &err) < 0) {
+        ks_run_opts_free(o);
+        return ks_cli_fail(err, 125);
+    }
+    r = create_container(*e, o, id);
+    if (r != 0) {
+        ks_run_opts_free(o);
+        return r;
+    }
+    return -1;
+}
+
 int ks_cli_create(int argc, char **argv)
 {
     struct ks_run_opts o;
-    int r = ks_cli_parse_run_opts("create", argc, argv, &o);
-    if (r != 0) {
-        ks_run_opts_free(&o);
-        return r < 0 ? 0 : r;
-    }
-    struct ks_error *err = NULL;
     _cleanup_engine_ struct ks_engine *e = NULL;
-    if (ks_cli_engine_open(&e, &err) < 0) {
-        ks_run_opts_free(&o);
-        return ks_cli_fail(err, 125);
-    }
     _cleanup_free_ char *id = NULL;
-    r = create_container(e, &o, &id);
+    int r = parse_and_create("create", argc, argv, &o, &e, &id);
+    if (r >= 0)
+        return r;
     ks_run_opts_free(&o);
-    if (r == 0)
-        printf("%s\n", id);
-    return r;
+    printf("%s\n", id);
+    return 0;
 }
 
 /* A pidfd of the container's monitor, taken while it surely runs (right after the start), or
@@ -101,14 +116,9 @@ int ks_cli_create(int argc, char **argv)
  * container is gone. */
 static int monitor_pidfd(struct ks_engine *e, const char *id)
 {
-    _cleanup_free_ char *run = ks_container_run_dir(e, id), *path = NULL, *text = NULL;
-    if (run == NULL || asprintf(&path, "%s/monitor.pid", run) < 0 ||
-        ks_read_file(path, &text, NULL, NULL) < 0)
-        return -EBADF;
-    long pid = strtol(text, NULL, 10);
-    if (pid <= 0 || pid > INT32_MAX)
-        return -EBADF;
-    int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+    _cleanup_free_ char *run = ks_container_run_dir(e, id);
+    pid_t pid = run ? ks_engine_monitor_pid_file(run) : 0;
+    int fd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
     return fd < 0 ? -EBADF : fd;
 }
 
@@ -156,29 +166,37 @@ static int session(struct ks_engine *e, const char *id, int fd, json_object *con
     return code;
 }
 
-static int run_foreground(struct ks_engine *e, const char *id, struct ks_run_opts *o)
+/* Starts id with a fresh attach pair, the container's end given to the monitor. Returns our end
+ * (owned by the caller), the main pid in *pid. */
+static int start_paired(struct ks_engine *e, const char *id, pid_t *pid, struct ks_error **err)
 {
     int pair[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
-        perror("kiste: socketpair");
-        return 125;
-    }
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+        return ks_error_set(err, errno, "socketpair");
     struct ks_container_start_opts so = {.attach_fd = pair[1]};
-    struct ks_error *err = NULL;
-    pid_t pid = 0;
-    int r = ks_engine_start(e, id, &so, &pid, &err);
+    int r = ks_engine_start(e, id, &so, pid, err);
     close(pair[1]);
     if (r < 0) {
         close(pair[0]);
+        return r;
+    }
+    return pair[0];
+}
+
+static int run_foreground(struct ks_engine *e, const char *id, struct ks_run_opts *o)
+{
+    struct ks_error *err = NULL;
+    pid_t pid = 0;
+    int fd = start_paired(e, id, &pid, &err);
+    if (fd < 0) {
         int status = ks_cli_start_status(err);
         if (o->rm)
             ks_engine_remove(e, id, true, NULL);
         return ks_cli_fail(err, status);
     }
     _cleanup_close_ int pidfd = o->rm ? monitor_pidfd(e, id) : -EBADF;
-    int code =
-        session(e, id, pair[0], o->config, o->interactive, o->detach_keys, o->sig_proxy, pid);
-    close(pair[0]);
+    int code = session(e, id, fd, o->config, o->interactive, o->detach_keys, o->sig_proxy, pid);
+    close(fd);
     if (o->rm)
         wait_removed(e, id, pidfd);
     return code;
@@ -187,23 +205,12 @@ static int run_foreground(struct ks_engine *e, const char *id, struct ks_run_opt
 int ks_cli_run(int argc, char **argv)
 {
     struct ks_run_opts o;
-    int r = ks_cli_parse_run_opts("run", argc, argv, &o);
-    if (r != 0) {
-        ks_run_opts_free(&o);
-        return r < 0 ? 0 : r;
-    }
     struct ks_error *err = NULL;
     _cleanup_engine_ struct ks_engine *e = NULL;
-    if (ks_cli_engine_open(&e, &err) < 0) {
-        ks_run_opts_free(&o);
-        return ks_cli_fail(err, 125);
-    }
     _cleanup_free_ char *id = NULL;
-    r = create_container(e, &o, &id);
-    if (r != 0) {
-        ks_run_opts_free(&o);
+    int r = parse_and_create("run", argc, argv, &o, &e, &id);
+    if (r >= 0)
         return r;
-    }
     if (!o.detach) {
         r = run_foreground(e, id, &o);
         ks_run_opts_free(&o);
@@ -261,23 +268,20 @@ static int start_attached(struct ks_engine *e, const struct ks_db_container *c, 
         if (fd < 0)
             return ks_cli_fail(err, 1);
     } else {
-        int pair[2];
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
-            perror("kiste: socketpair");
-            return 1;
-        }
-        struct ks_container_start_opts so = {.attach_fd = pair[1]};
-        int r = ks_engine_start(e, c->id, &so, &pid, &err);
-        close(pair[1]);
-        if (r < 0) {
-            close(pair[0]);
+        fd = start_paired(e, c->id, &pid, &err);
+        if (fd < 0)
             return ks_cli_fail(err, ks_cli_start_status(err));
-        }
-        fd = pair[0];
     }
     int code = session(e, c->id, fd, config, interactive, keys, true, pid);
     close(fd);
     return code;
+}
+
+static int do_start(struct ks_engine *e, const char *id, void *userdata, struct ks_error **err)
+{
+    (void)userdata;
+    struct ks_container_start_opts so = {.attach_fd = -EBADF};
+    return ks_engine_start(e, id, &so, NULL, err);
 }
 
 int ks_cli_start(int argc, char **argv)
@@ -306,36 +310,23 @@ int ks_cli_start(int argc, char **argv)
         } else
             return 1;
     }
-    if (optind >= argc) {
-        fprintf(stderr, "kiste start: requires at least 1 argument\n");
+    if (ks_cli_nargs("start", argc - optind, 1, -1, false))
         return 1;
-    }
+    if (!attach && !interactive)
+        return ks_cli_for_each(argc, argv, optind, do_start, NULL, true);
     struct ks_error *err = NULL;
     _cleanup_engine_ struct ks_engine *e = NULL;
     if (ks_cli_engine_open(&e, &err) < 0)
         return ks_cli_fail(err, 1);
-    if ((attach || interactive) && argc - optind > 1) {
+    if (argc - optind > 1) {
         fprintf(stderr, "Error: you cannot start and attach multiple containers at once\n");
         return 1;
     }
-    int status = 0;
-    for (int i = optind; i < argc; i++) {
-        _cleanup_db_container_ struct ks_db_container *ct = NULL;
-        _cleanup_json_ json_object *config = NULL;
-        if (ks_engine_lookup(e, argv[i], &ct, &config, &err) < 0) {
-            status = ks_cli_fail(TAKE_PTR(err), 1);
-            continue;
-        }
-        if (attach || interactive)
-            return start_attached(e, ct, config, interactive, keys);
-        struct ks_container_start_opts so = {.attach_fd = -EBADF};
-        if (ks_engine_start(e, ct->id, &so, NULL, &err) < 0) {
-            status = ks_cli_fail(TAKE_PTR(err), 1);
-            continue;
-        }
-        printf("%s\n", argv[i]);
-    }
-    return status;
+    _cleanup_db_container_ struct ks_db_container *ct = NULL;
+    _cleanup_json_ json_object *config = NULL;
+    if (ks_engine_lookup(e, argv[optind], &ct, &config, &err) < 0)
+        return ks_cli_fail(err, 1);
+    return start_attached(e, ct, config, interactive, keys);
 }
 
 int ks_cli_attach(int argc, char **argv)
@@ -360,16 +351,13 @@ int ks_cli_attach(int argc, char **argv)
         else
             return 1;
     }
-    if (argc - optind != 1) {
-        fprintf(stderr, "kiste attach: requires exactly 1 argument\n");
+    if (ks_cli_nargs("attach", argc - optind, 1, 1, false))
         return 1;
-    }
     struct ks_error *err = NULL;
     _cleanup_engine_ struct ks_engine *e = NULL;
     _cleanup_db_container_ struct ks_db_container *ct = NULL;
     _cleanup_json_ json_object *config = NULL;
-    if (ks_cli_engine_open(&e, &err) < 0 ||
-        ks_engine_lookup(e, argv[optind], &ct, &config, &err) < 0)
+    if (ks_cli_open_container(argv[optind], &e, &ct, &config, &err) < 0)
         return ks_cli_fail(err, 1);
     struct ks_container_state st;
     if (ks_engine_state_get(e, ct->id, &st, &err) < 0)
@@ -388,6 +376,13 @@ int ks_cli_attach(int argc, char **argv)
     return code;
 }
 
+static int do_restart(struct ks_engine *e, const char *id, void *userdata, struct ks_error **err)
+{
+    struct ks_container_start_opts so = {.attach_fd = -EBADF};
+    int r = ks_engine_stop(e, id, *(int *)userdata, err);
+    return r < 0 ? r : ks_engine_start(e, id, &so, NULL, err);
+}
+
 int ks_cli_restart(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -403,25 +398,7 @@ int ks_cli_restart(int argc, char **argv)
         else
             return 1;
     }
-    if (optind >= argc) {
-        fprintf(stderr, "kiste restart: requires at least 1 argument\n");
+    if (ks_cli_nargs("restart", argc - optind, 1, -1, false))
         return 1;
-    }
-    struct ks_error *err = NULL;
-    _cleanup_engine_ struct ks_engine *e = NULL;
-    if (ks_cli_engine_open(&e, &err) < 0)
-        return ks_cli_fail(err, 1);
-    int status = 0;
-    for (int i = optind; i < argc; i++) {
-        _cleanup_db_container_ struct ks_db_container *ct = NULL;
-        struct ks_container_start_opts so = {.attach_fd = -EBADF};
-        if (ks_engine_lookup(e, argv[i], &ct, NULL, &err) < 0 ||
-            ks_engine_stop(e, ct->id, timeout, &err) < 0 ||
-            ks_engine_start(e, ct->id, &so, NULL, &err) < 0) {
-            status = ks_cli_fail(TAKE_PTR(err), 1);
-            continue;
-        }
-        printf("%s\n", argv[i]);
-    }
-    return status;
+    return ks_cli_for_each(argc, argv, optind, do_restart, &timeout, true);
 }

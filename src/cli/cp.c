@@ -106,10 +106,8 @@ int ks_cli_cp(int argc, char **argv)
     int first = 1;
     while (first < argc && argv[first][0] == '-' && argv[first][1] != '\0')
         first++; /* -a, -L: accepted; ownership is kept, links are not followed */
-    if (argc - first != 2) {
-        fprintf(stderr, "kiste cp: requires exactly 2 arguments\n");
+    if (ks_cli_nargs("cp", argc - first, 2, 2, false))
         return 1;
-    }
     const char *spath = NULL, *dpath = NULL;
     _cleanup_free_ char *sc = container_part(argv[first], &spath);
     _cleanup_free_ char *dc = container_part(argv[first + 1], &dpath);
@@ -121,7 +119,7 @@ int ks_cli_cp(int argc, char **argv)
     struct ks_error *err = NULL;
     _cleanup_engine_ struct ks_engine *e = NULL;
     _cleanup_db_container_ struct ks_db_container *c = NULL;
-    if (ks_cli_engine_open(&e, &err) < 0 || ks_engine_lookup(e, sc ? sc : dc, &c, NULL, &err) < 0)
+    if (ks_cli_open_container(sc ? sc : dc, &e, &c, NULL, &err) < 0)
         return ks_cli_fail(err, 1);
     if (sc)
         return copy(e, c, spath, argv[first + 1], true);

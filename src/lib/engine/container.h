@@ -68,6 +68,10 @@ int ks_container_resolve_user(int rootfd, const char *user, uid_t *ret_uid, gid_
                               gid_t **ret_gids, size_t *ret_n_gids, char **ret_home,
                               struct ks_error **err);
 
+/* Sets process.user (an OCI process object) to uid, gid and, when n > 0, the n supplementary
+ * groups gids: what the runtime switches to. */
+void ks_process_set_user(json_object *process, uid_t uid, gid_t gid, const gid_t *gids, size_t n);
+
 /* A group by name or gid against the container's /etc/group (opened inside rootfd); a number
  * not in the file is taken as is, as Docker's --group-add does. */
 int ks_container_resolve_group(int rootfd, const char *group, gid_t *ret, struct ks_error **err);
@@ -114,6 +118,8 @@ enum ks_container_status {
 };
 /* Docker's name: "created", "running", … (static). */
 const char *ks_engine_status_name(enum ks_container_status s);
+/* Whether a container in status s has a run in progress: running, paused or restarting. */
+bool ks_engine_status_active(enum ks_container_status s);
 
 struct ks_container_state {
     enum ks_container_status status;
@@ -188,6 +194,9 @@ int ks_engine_lock(struct ks_engine *e, const char *id, struct ks_error **err);
 int ks_engine_trylock(struct ks_engine *e, const char *id, struct ks_error **err);
 /* Whether pid is a live kiste-monitor (not a reused pid, nor the rm it turns into). */
 bool ks_engine_monitor_alive(pid_t pid);
+/* The pid the monitor wrote to run/monitor.pid (run: ks_container_run_dir), 0 when there is
+ * none; not checked for being alive (ks_engine_monitor_alive). */
+pid_t ks_engine_monitor_pid_file(const char *run);
 
 /* --- crash repair (repair.c) --- */
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,21 +348,24 @@ bool ks_engine_monitor_alive(pid_t pid)
 {
     if (pid <= 0)
         return false;
-    char path[64], comm[32] = {0};
-    snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+    /* One read of /proc/PID/stat: its "(comm)" is /proc/PID/comm (both cut at 15 bytes), and
+     * ps looks at every running container's monitor. */
+    char path[64], stat[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return false;
-    ssize_t n = read(fd, comm, sizeof(comm) - 1);
+    ssize_t n = read(fd, stat, sizeof(stat) - 1);
     close(fd);
-    if (n <= 0 || strncmp(comm, "kiste-monitor", 13) != 0)
+    if (n <= 0)
         return false;
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    _cleanup_free_ char *stat = NULL;
-    if (ks_read_file(path, &stat, NULL, NULL) < 0)
+    stat[n] = '\0';
+    const char *comm = strchr(stat, '(');
+    const char *end = strrchr(stat, ')');
+    if (comm == NULL || end == NULL || end - comm - 1 < 13 ||
+        strncmp(comm + 1, "kiste-monitor", 13))
         return false;
-    const char *p = strrchr(stat, ')');
-    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+    return end[1] == ' ' && end[2] != 'Z' && end[2] != 'X';
 }
 
 static enum ks_container_status status_from(const char *s)
@@ -402,6 +406,187 @@ static bool runtime_paused(struct ks_engine *e, const char *id)
     return s && strcmp(s, "paused") == 0;
 }
 
+/* A reader of state.json as the monitor writes it: one object of scalars, strings without
+ * escapes, Health null. Returns 0 with ret filled exactly as the general path would, or -1
+ * (ret partly filled) for anything else, which the caller then parses with json-c. ps reads a
+ * thousand of these, and json-c allocates a hash table and a tokener for each. */
+static const char *flat_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* A string without escapes starting at the opening quote: its bounds, or NULL. */
+static const char *flat_string(const char *p, const char *end, const char **ret, size_t *ret_len)
+{
+    if (p >= end || *p != '"')
+        return NULL;
+    const char *s = ++p;
+    while (p < end && *p != '"') {
+        if (*p == '\\' || (unsigned char)*p < 0x20)
+            return NULL;
+        p++;
+    }
+    if (p >= end)
+        return NULL;
+    *ret = s;
+    *ret_len = (size_t)(p - s);
+    return p + 1;
+}
+
+enum flat_kind { FLAT_OTHER, FLAT_STRING, FLAT_INT, FLAT_BOOL, FLAT_HEALTH };
+
+/* What state.json's key k must hold, and where it goes in s (NULL for Health and others). */
+static enum flat_kind flat_field(struct ks_container_state *s, const char *k, size_t kl,
+                                 void **ret_dst, size_t *ret_size)
+{
+    static const struct {
+        const char *key;
+        enum flat_kind kind;
+        size_t offset, size;
+    } fields[] = {
+#define F(k, kind, m)                                                                              \
+    {k, kind, offsetof(struct ks_container_state, m), sizeof(((struct ks_container_state *)0)->m)}
+        F("Status", FLAT_STRING, status), /* decoded by the caller */
+        F("Pid", FLAT_INT, pid),
+        F("MonitorPid", FLAT_INT, monitor_pid),
+        F("ExitCode", FLAT_INT, exit_code),
+        F("RestartCount", FLAT_INT, restart_count),
+        F("OOMKilled", FLAT_BOOL, oom_killed),
+        F("StartedAt", FLAT_STRING, started_at),
+        F("FinishedAt", FLAT_STRING, finished_at),
+        F("Error", FLAT_STRING, error),
+        F("Health", FLAT_HEALTH, health),
+#undef F
+    };
+    for (size_t i = 0; i < KS_ELEMENTSOF(fields); i++) {
+        if (strlen(fields[i].key) == kl && memcmp(fields[i].key, k, kl) == 0) {
+            *ret_dst = (char *)s + fields[i].offset;
+            *ret_size = fields[i].size;
+            return fields[i].kind;
+        }
+    }
+    *ret_dst = NULL;
+    *ret_size = 0;
+    return FLAT_OTHER;
+}
+
+/* A JSON integer of at most 18 digits at p (no fraction, no exponent); NULL otherwise. */
+static const char *flat_int(const char *p, const char *end, int64_t *ret)
+{
+    const char *n = p;
+    if (p < end && *p == '-')
+        p++;
+    const char *digits = p;
+    while (p < end && *p >= '0' && *p <= '9')
+        p++;
+    if (p == digits || p - digits > 18 || (p < end && (*p == '.' || *p == 'e' || *p == 'E')))
+        return NULL;
+    char num[24];
+    snprintf(num, sizeof(num), "%.*s", (int)(p - n), n);
+    *ret = strtoll(num, NULL, 10);
+    return p;
+}
+
+static bool flat_word(const char **p, const char *end, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(end - *p) < n || memcmp(*p, word, n) != 0)
+        return false;
+    *p += n;
+    return true;
+}
+
+static int state_parse_flat(const char *buf, size_t len, struct ks_container_state *ret)
+{
+    const char *end = buf + len, *p = flat_ws(buf, end);
+    /* A missing Status reads as the general path's status_from(NULL). */
+    ret->status = KS_CONTAINER_DEAD;
+    if (p >= end || *p++ != '{')
+        return -1;
+    for (;;) {
+        const char *k, *v;
+        size_t kl, vl, size;
+        void *dst;
+        p = flat_string(flat_ws(p, end), end, &k, &kl);
+        if (p == NULL || (p = flat_ws(p, end)) >= end || *p++ != ':')
+            return -1;
+        p = flat_ws(p, end);
+        enum flat_kind kind = flat_field(ret, k, kl, &dst, &size);
+        int64_t x;
+        if (p < end && *p == '"') {
+            if ((p = flat_string(p, end, &v, &vl)) == NULL || vl > 4096)
+                return -1;
+            if (kind != FLAT_STRING && kind != FLAT_OTHER)
+                return -1;
+            if (dst == &ret->status) {
+                char status[16];
+                snprintf(status, sizeof(status), "%.*s", (int)vl, v);
+                ret->status = vl < sizeof(status) ? status_from(status) : KS_CONTAINER_DEAD;
+            } else if (dst) {
+                snprintf(dst, size, "%.*s", (int)vl, v);
+            }
+        } else if (p < end && (*p == '-' || (*p >= '0' && *p <= '9'))) {
+            if ((p = flat_int(p, end, &x)) == NULL || (kind != FLAT_INT && kind != FLAT_OTHER))
+                return -1;
+            if (dst == &ret->restart_count)
+                ret->restart_count = x;
+            else if (dst == &ret->pid || dst == &ret->monitor_pid)
+                *(pid_t *)dst = (pid_t)x;
+            else if (dst == &ret->exit_code)
+                ret->exit_code = (int)x;
+        } else if (flat_word(&p, end, "true") || flat_word(&p, end, "false")) {
+            if (kind != FLAT_BOOL && kind != FLAT_OTHER)
+                return -1;
+            if (kind == FLAT_BOOL)
+                ret->oom_killed = p[-1] == 'e' && p[-4] == 't';
+        } else if (flat_word(&p, end, "null")) {
+            /* Only Health may be null: for the others json-c's path has its own defaults. */
+            if (kind != FLAT_HEALTH && kind != FLAT_OTHER)
+                return -1;
+        } else {
+            return -1;
+        }
+        p = flat_ws(p, end);
+        if (p < end && *p == ',') {
+            p++;
+            continue;
+        }
+        if (p >= end || *p++ != '}')
+            return -1;
+        return flat_ws(p, end) == end ? 0 : -1;
+    }
+}
+
+/* The general reader of state.json; -1 (ret marked dead) when it is unreadable. */
+static int state_parse_json(const char *buf, size_t len, struct ks_container_state *ret)
+{
+    _cleanup_json_ json_object *st = NULL;
+    if (len > STATE_MAX_SIZE || ks_json_parse(buf, len, &st, NULL) < 0) {
+        /* A half-written file cannot happen (rename); a garbled one is reported as dead. */
+        ret->status = KS_CONTAINER_DEAD;
+        snprintf(ret->error, sizeof(ret->error), "unreadable state.json");
+        return -1;
+    }
+    ret->status = status_from(ks_json_str(st, "Status"));
+    ret->pid = (pid_t)ks_json_int(st, "Pid", 0);
+    ret->monitor_pid = (pid_t)ks_json_int(st, "MonitorPid", 0);
+    ret->exit_code = (int)ks_json_int(st, "ExitCode", 0);
+    ret->restart_count = ks_json_int(st, "RestartCount", 0);
+    ret->oom_killed = ks_json_bool(st, "OOMKilled", false);
+    const char *s;
+    if ((s = ks_json_str(st, "StartedAt")))
+        snprintf(ret->started_at, sizeof(ret->started_at), "%s", s);
+    if ((s = ks_json_str(st, "FinishedAt")))
+        snprintf(ret->finished_at, sizeof(ret->finished_at), "%s", s);
+    if ((s = ks_json_str(st, "Error")))
+        snprintf(ret->error, sizeof(ret->error), "%s", s);
+    json_object *h = ks_json_get_type(st, "Health", json_type_object);
+    ret->health = h ? json_object_get(h) : NULL;
+    return 0;
+}
+
 static int state_read(struct ks_engine *e, const char *id, struct ks_container_state *ret,
                       struct ks_error **err)
 {
@@ -427,28 +612,11 @@ static int state_read(struct ks_engine *e, const char *id, struct ks_container_s
         *err = e2;
         return r;
     }
-    _cleanup_json_ json_object *st = NULL;
-    if (len > STATE_MAX_SIZE || ks_json_parse(buf, len, &st, NULL) < 0) {
-        /* A half-written file cannot happen (rename); a garbled one is reported as dead. */
-        ret->status = KS_CONTAINER_DEAD;
-        snprintf(ret->error, sizeof(ret->error), "unreadable state.json");
+    struct ks_container_state flat = *ret;
+    if (len <= STATE_MAX_SIZE && state_parse_flat(buf, len, &flat) == 0)
+        *ret = flat;
+    else if (state_parse_json(buf, len, ret) < 0)
         return 0;
-    }
-    ret->status = status_from(ks_json_str(st, "Status"));
-    ret->pid = (pid_t)ks_json_int(st, "Pid", 0);
-    ret->monitor_pid = (pid_t)ks_json_int(st, "MonitorPid", 0);
-    ret->exit_code = (int)ks_json_int(st, "ExitCode", 0);
-    ret->restart_count = ks_json_int(st, "RestartCount", 0);
-    ret->oom_killed = ks_json_bool(st, "OOMKilled", false);
-    const char *s;
-    if ((s = ks_json_str(st, "StartedAt")))
-        snprintf(ret->started_at, sizeof(ret->started_at), "%s", s);
-    if ((s = ks_json_str(st, "FinishedAt")))
-        snprintf(ret->finished_at, sizeof(ret->finished_at), "%s", s);
-    if ((s = ks_json_str(st, "Error")))
-        snprintf(ret->error, sizeof(ret->error), "%s", s);
-    json_object *h = ks_json_get_type(st, "Health", json_type_object);
-    ret->health = h ? json_object_get(h) : NULL;
     bool active = ret->status == KS_CONTAINER_RUNNING || ret->status == KS_CONTAINER_RESTARTING;
     if (active && !ks_engine_monitor_alive(ret->monitor_pid)) {
         ret->status = KS_CONTAINER_EXITED;
@@ -486,7 +654,7 @@ int ks_engine_state_get(struct ks_engine *e, const char *id, struct ks_container
     return 0;
 }
 
-static bool is_active(enum ks_container_status s)
+bool ks_engine_status_active(enum ks_container_status s)
 {
     return s == KS_CONTAINER_RUNNING || s == KS_CONTAINER_PAUSED || s == KS_CONTAINER_RESTARTING;
 }
@@ -517,7 +685,7 @@ int ks_engine_kill(struct ks_engine *e, const char *id, int sig, bool stopping,
     if (r < 0)
         return r;
     ks_engine_state_clear(&st);
-    if (!is_active(st.status))
+    if (!ks_engine_status_active(st.status))
         return ks_error_set_plain(err, EINVAL, "Container %s is not running", id);
     if (stopping) {
         r = mark_stopping(e, id, err);
@@ -581,7 +749,7 @@ static int stop_with(struct ks_engine *e, const char *id, int sig, int timeout,
     if (r < 0)
         return r;
     ks_engine_state_clear(&st);
-    if (!is_active(st.status))
+    if (!ks_engine_status_active(st.status))
         return 0;
     r = mark_stopping(e, id, err);
     if (r < 0)
@@ -594,7 +762,7 @@ static int stop_with(struct ks_engine *e, const char *id, int sig, int timeout,
         if (r < 0)
             return r;
         ks_engine_state_clear(&st);
-        if (!is_active(st.status))
+        if (!ks_engine_status_active(st.status))
             return 0;
         if (st.status != KS_CONTAINER_RESTARTING) {
             int s = !sent ? sig : !killed && now_ms() >= kill_at ? SIGKILL : 0;
@@ -686,7 +854,7 @@ int ks_engine_remove(struct ks_engine *e, const char *id, bool force, struct ks_
     if (r < 0)
         return r;
     ks_engine_state_clear(&st);
-    if (is_active(st.status)) {
+    if (ks_engine_status_active(st.status)) {
         if (!force)
             return ks_error_set_plain(err, EBUSY,
                                       "You cannot remove a %s container %s. Stop the container "

@@ -22,8 +22,7 @@
 #define SETTLE_ROUNDS  250
 #define SETTLE_POLL_MS 20
 
-/* The pid in run/monitor.pid, 0 when there is none. */
-static pid_t monitor_pid_file(const char *run)
+pid_t ks_engine_monitor_pid_file(const char *run)
 {
     _cleanup_free_ char *path = NULL, *text = NULL;
     if (asprintf(&path, "%s/monitor.pid", run) < 0 || ks_read_file(path, &text, NULL, NULL) < 0)
@@ -42,11 +41,9 @@ int ks_engine_state_settled(struct ks_engine *e, const char *id, struct ks_conta
         int r = ks_engine_state_get(e, id, ret, err);
         if (r < 0)
             return r;
-        bool active = ret->status == KS_CONTAINER_RUNNING || ret->status == KS_CONTAINER_PAUSED ||
-                      ret->status == KS_CONTAINER_RESTARTING;
-        if (active || i >= SETTLE_ROUNDS ||
+        if (ks_engine_status_active(ret->status) || i >= SETTLE_ROUNDS ||
             !(ks_engine_monitor_alive(ret->monitor_pid) ||
-              ks_engine_monitor_alive(monitor_pid_file(run))))
+              ks_engine_monitor_alive(ks_engine_monitor_pid_file(run))))
             return 0;
         ks_engine_state_clear(ret);
         struct timespec ts = {0, SETTLE_POLL_MS * 1000000L};

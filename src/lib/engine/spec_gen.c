@@ -158,6 +158,20 @@ static int group_add(json_object *hc, int rootfd, gid_t **gids, size_t *n, struc
     return 0;
 }
 
+void ks_process_set_user(json_object *process, uid_t uid, gid_t gid, const gid_t *gids, size_t n)
+{
+    json_object *u = json_object_new_object();
+    json_object_object_add(u, "uid", json_object_new_int64(uid));
+    json_object_object_add(u, "gid", json_object_new_int64(gid));
+    if (n > 0) {
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; i < n; i++)
+            json_object_array_add(a, json_object_new_int64(gids[i]));
+        json_object_object_add(u, "additionalGids", a);
+    }
+    json_object_object_add(process, "user", u);
+}
+
 static int process_user(json_object *process, json_object *c, json_object *hc, int rootfd,
                         char **ret_home, struct ks_error **err)
 {
@@ -172,16 +186,7 @@ static int process_user(json_object *process, json_object *c, json_object *hc, i
     r = group_add(hc, rootfd, &gids, &n, err);
     if (r < 0)
         return r;
-    json_object *u = json_object_new_object();
-    json_object_object_add(u, "uid", json_object_new_int64(uid));
-    json_object_object_add(u, "gid", json_object_new_int64(gid));
-    if (n > 0) {
-        json_object *a = json_object_new_array();
-        for (size_t i = 0; i < n; i++)
-            json_object_array_add(a, json_object_new_int64(gids[i]));
-        json_object_object_add(u, "additionalGids", a);
-    }
-    json_object_object_add(process, "user", u);
+    ks_process_set_user(process, uid, gid, gids, n);
     return 0;
 }
 
