@@ -1,5 +1,6 @@
 /* `kiste ps`: Docker's container table, its filters and --format. */
 #define _XOPEN_SOURCE 700
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -35,12 +36,13 @@ struct ps_opts {
 
 struct ps_item {
     struct ks_db_container *c;
-    json_object *config;
+    json_object *config; /* parsed only for a label filter */
     struct ks_container_state st;
 };
 
 struct ps_list {
     struct ks_engine *e;
+    bool need_config; /* a label filter: keep and parse each config */
     struct ps_item *items;
     size_t n, cap;
 };
@@ -67,8 +69,12 @@ static int collect(const struct ks_db_container *c, void *userdata)
     it->c->image_id = strdup(c->image_id);
     it->c->image_ref = strdup(c->image_ref);
     it->c->snapshot = c->snapshot ? strdup(c->snapshot) : NULL;
+    it->c->command = strdup(c->command ? c->command : "");
+    it->c->labels = strdup(c->labels ? c->labels : "");
     it->c->created = c->created;
-    if (ks_json_parse(c->config, strlen(c->config), &it->config, NULL) < 0)
+    /* The command and labels ps prints are columns of their own: parsing every config was most
+     * of the time of ps with many containers. */
+    if (l->need_config && ks_json_parse(c->config, strlen(c->config), &it->config, NULL) < 0)
         it->config = json_object_new_object();
     ks_engine_state_get(l->e, c->id, &it->st, NULL);
     l->n++;
@@ -135,52 +141,37 @@ static void status_text(const struct ps_item *it, char *buf, size_t len)
     snprintf(buf, len, "Up %s%s", d, extra);
 }
 
-/* "path arg arg", Docker's Command; truncated to 20 characters with "…" unless no_trunc. */
-static char *command_text(json_object *c, bool no_trunc)
+/* "path arg arg", Docker's Command, quoted; truncated to 20 characters with "…" unless
+ * no_trunc. NULL when out of memory. */
+static char *command_text(const char *cmd, bool no_trunc)
 {
-    char *out = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&out, &n);
-    if (f == NULL)
-        return NULL;
-    bool first = true;
-    for (const char *const *k = (const char *const[]){"Entrypoint", "Cmd", NULL}; *k; k++) {
-        json_object *a = ks_json_get_type(c, *k, json_type_array);
-        for (size_t i = 0; a && i < json_object_array_length(a); i++) {
-            fprintf(f, "%s%s", first ? "" : " ",
-                    json_object_get_string(json_object_array_get_idx(a, i)));
-            first = false;
-        }
-    }
-    fclose(f);
+    size_t len = strlen(cmd);
     if (!no_trunc) {
         /* 20 characters, counting UTF-8 sequences as one. */
         size_t chars = 0, i = 0;
-        for (; out[i]; i++)
-            if (((unsigned char)out[i] & 0xc0) != 0x80 && ++chars == 20)
+        for (; cmd[i]; i++)
+            if (((unsigned char)cmd[i] & 0xc0) != 0x80 && ++chars == 20)
                 break;
-        if (out[i] && chars == 20) {
-            size_t cut = i;
-            char *t = NULL;
-            if (asprintf(&t, "%.*s…", (int)cut, out) >= 0) {
-                free(out);
-                out = t;
-            }
-        }
+        if (cmd[i] && chars == 20)
+            len = i;
     }
-    char *q = NULL;
-    FILE *g = open_memstream(&q, &n);
-    if (g == NULL)
-        return out;
-    fputc('"', g);
-    for (const char *p = out; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fputc('\\', g);
-        fputc(*p, g);
+    bool cut = len < strlen(cmd);
+    /* Every character may gain a backslash; quotes, "…" (3 bytes) and the NUL. */
+    char *q = malloc(2 * len + 6);
+    if (q == NULL)
+        return NULL;
+    char *p = q;
+    *p++ = '"';
+    for (size_t i = 0; i < len; i++) {
+        /* The "…" is not escaped: only the command's own characters are. */
+        if (cmd[i] == '"' || cmd[i] == '\\')
+            *p++ = '\\';
+        *p++ = cmd[i];
     }
-    fputc('"', g);
-    fclose(g);
-    free(out);
+    if (cut)
+        p = stpcpy(p, "…");
+    *p++ = '"';
+    *p = '\0';
     return q;
 }
 
@@ -207,56 +198,58 @@ static void size_text(struct ks_engine *e, const struct ps_item *it, char *buf, 
     snprintf(buf, len, "%s (virtual %s)", a, b);
 }
 
-static json_object *labels_text(json_object *labels)
+/* Whether the template format may print the row's key: it names ".key", or has a "." not
+ * followed by a name (as {{json .}}, the whole row). Building only those keys saves most of
+ * the work per row of the default table. */
+static bool wants(const char *format, const char *key)
 {
-    char *out = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&out, &n);
-    if (f == NULL)
-        return json_object_new_string("");
-    if (labels == NULL) {
-        fclose(f);
-        free(out);
-        return json_object_new_string("");
+    size_t kl = strlen(key);
+    for (const char *p = strchr(format, '.'); p; p = strchr(p + 1, '.')) {
+        if (!isalpha((unsigned char)p[1]) || strncmp(p + 1, key, kl) == 0)
+            return true;
     }
-    bool first = true;
-    json_object_object_foreach(labels, k, v)
-    {
-        fprintf(f, "%s%s=%s", first ? "" : ",", k, json_object_get_string(v));
-        first = false;
-    }
-    fclose(f);
-    json_object *s = json_object_new_string(out ? out : "");
-    free(out);
-    return s;
+    return false;
 }
 
-static json_object *row(struct ks_engine *e, const struct ps_item *it, const struct ps_opts *o)
+static void add(json_object *r, const char *format, const char *key, const char *value)
+{
+    if (wants(format, key))
+        json_object_object_add(r, key, json_object_new_string(value));
+}
+
+static json_object *row(struct ks_engine *e, const struct ps_item *it, const struct ps_opts *o,
+                        const char *format)
 {
     json_object *r = json_object_new_object();
-    json_object *c = ks_json_get(it->config, "Config");
     char buf[256];
     json_object_object_add(r, "ID", json_object_new_string_len(it->c->id, o->no_trunc ? 64 : 12));
-    json_object_object_add(r, "Image", json_object_new_string(image_text(it, buf, sizeof(buf))));
-    _cleanup_free_ char *cmd = command_text(c, o->no_trunc);
-    json_object_object_add(r, "Command", json_object_new_string(cmd ? cmd : "\"\""));
+    add(r, format, "Image", image_text(it, buf, sizeof(buf)));
+    if (wants(format, "Command")) {
+        _cleanup_free_ char *cmd = command_text(it->c->command, o->no_trunc);
+        add(r, format, "Command", cmd ? cmd : "\"\"");
+    }
     int64_t created = it->c->created / 1000000000;
-    ks_fmt_time(created, buf, sizeof(buf));
-    json_object_object_add(r, "CreatedAt", json_object_new_string(buf));
-    ks_fmt_since(created, buf, sizeof(buf));
-    json_object_object_add(r, "RunningFor", json_object_new_string(buf));
-    json_object_object_add(r, "Ports", json_object_new_string(""));
-    json_object_object_add(r, "State",
-                           json_object_new_string(ks_engine_status_name(it->st.status)));
-    status_text(it, buf, sizeof(buf));
-    json_object_object_add(r, "Status", json_object_new_string(buf));
-    if (o->size)
+    if (wants(format, "CreatedAt")) {
+        ks_fmt_time(created, buf, sizeof(buf));
+        add(r, format, "CreatedAt", buf);
+    }
+    if (wants(format, "RunningFor")) {
+        ks_fmt_since(created, buf, sizeof(buf));
+        add(r, format, "RunningFor", buf);
+    }
+    add(r, format, "Ports", "");
+    add(r, format, "State", ks_engine_status_name(it->st.status));
+    if (wants(format, "Status")) {
+        status_text(it, buf, sizeof(buf));
+        add(r, format, "Status", buf);
+    }
+    if (o->size && wants(format, "Size"))
         size_text(e, it, buf, sizeof(buf));
-    json_object_object_add(r, "Size", json_object_new_string(o->size ? buf : ""));
-    json_object_object_add(r, "Names", json_object_new_string(it->c->name));
-    json_object_object_add(r, "Labels", labels_text(ks_json_get(c, "Labels")));
-    json_object_object_add(r, "Mounts", json_object_new_string(""));
-    json_object_object_add(r, "Networks", json_object_new_string(""));
+    add(r, format, "Size", o->size ? buf : "");
+    add(r, format, "Names", it->c->name);
+    add(r, format, "Labels", it->c->labels);
+    add(r, format, "Mounts", "");
+    add(r, format, "Networks", "");
     return r;
 }
 
@@ -474,6 +467,8 @@ int ks_cli_ps(int argc, char **argv)
     if (r == 0)
         r = parse_filters(e, &o);
     struct ps_list l = {.e = e};
+    for (size_t i = 0; i < o.n_filters; i++)
+        l.need_config |= strcmp(o.filters[i].key, "label") == 0;
     if (r == 0 && ks_db_containers_list(ks_store_db(e->store), collect, &l, &err) < 0)
         r = ks_cli_fail(err, 1);
     if (r != 0) {
@@ -486,6 +481,12 @@ int ks_cli_ps(int argc, char **argv)
     bool all = o.all || limit >= 0;
     for (size_t i = 0; i < o.n_filters; i++)
         all |= strcmp(o.filters[i].key, "status") == 0 || strcmp(o.filters[i].key, "exited") == 0;
+    const char *format = o.quiet ? "{{.ID}}" : o.format ? o.format : NULL;
+    char def[256];
+    if (format == NULL) {
+        snprintf(def, sizeof(def), "%s%s", DEFAULT_FORMAT, o.size ? "\t{{.Size}}" : "");
+        format = def;
+    }
     json_object **rows = calloc(l.n + 1, sizeof(json_object *));
     size_t n = 0;
     for (size_t i = 0; rows && i < l.n && (limit < 0 || (long)n < limit); i++) {
@@ -495,13 +496,7 @@ int ks_cli_ps(int argc, char **argv)
             s == KS_CONTAINER_RUNNING || s == KS_CONTAINER_PAUSED || s == KS_CONTAINER_RESTARTING;
         if ((!all && !up) || !matches(&o, it))
             continue;
-        rows[n++] = row(e, it, &o);
-    }
-    const char *format = o.quiet ? "{{.ID}}" : o.format ? o.format : NULL;
-    char def[256];
-    if (format == NULL) {
-        snprintf(def, sizeof(def), "%s%s", DEFAULT_FORMAT, o.size ? "\t{{.Size}}" : "");
-        format = def;
+        rows[n++] = row(e, it, &o, format);
     }
     _cleanup_json_ json_object *h = header();
     r = ks_fmt_rows(format, h, rows, n);

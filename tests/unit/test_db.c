@@ -609,6 +609,20 @@ static void test_containers(void)
     free(found), found = NULL;
     TAP_EQ_INT(ks_db_container_set_config(db, id2, "{\"x\":1}", NULL), 0, "set config");
 
+    /* What ps prints is kept beside the config, and follows it. */
+    const char *cfg = "{\"Config\":{\"Entrypoint\":[\"/bin/sh\",\"-c\"],"
+                      "\"Cmd\":[\"echo \\\"hi\\\"\"],\"Labels\":{\"z\":\"1\",\"a\":\"x=y\"}}}";
+    TAP_EQ_INT(ks_db_container_set_config(db, id1, cfg, NULL), 0, "set a config with a command");
+    ks_db_container_free(got), got = NULL;
+    TAP_EQ_INT(ks_db_container_get(db, id1, &got, NULL), 0, "get it again");
+    TAP_EQ_STR(got ? got->command : NULL, "/bin/sh -c echo \"hi\"", "command: Entrypoint + Cmd");
+    TAP_EQ_STR(got ? got->labels : NULL, "z=1,a=x=y", "labels in the config's order");
+    ks_db_exec(db, "UPDATE containers SET command = NULL, labels = NULL", NULL);
+    ks_db_container_free(got), got = NULL;
+    TAP_EQ_INT(ks_db_container_get(db, id1, &got, NULL), 0, "a row written before the columns");
+    TAP_EQ_STR(got ? got->command : NULL, "/bin/sh -c echo \"hi\"", "its command is derived");
+    TAP_EQ_STR(got ? got->labels : NULL, "z=1,a=x=y", "and its labels");
+
     int n = 0;
     TAP_EQ_INT(ks_db_containers_list(db, count_containers_cb, &n, NULL), 0, "list");
     TAP_EQ_INT(n, 2, "two containers listed");

@@ -81,6 +81,11 @@ static const char *const migrations[] = {
     "  snapshot TEXT"
     ");"
     "CREATE INDEX containers_image_id ON containers(image_id);",
+    /* 2 → 3: what ps prints of the config (Docker's Command, Labels as "k=v,k=v"), so that
+     * listing a thousand containers need not parse a thousand configs. NULL in rows written
+     * before: readers derive them from the config. */
+    "ALTER TABLE containers ADD COLUMN command TEXT;"
+    "ALTER TABLE containers ADD COLUMN labels TEXT;",
 };
 
 int ks_db_schema_version(void)

@@ -194,6 +194,9 @@ struct ks_db_container {
     int64_t created; /* nanoseconds since the epoch */
     char *config;    /* Docker-style {"Config": …, "HostConfig": …} JSON */
     char *snapshot;  /* the snapshot's name in the overlay store, NULL when none */
+    /* Derived from config by put/set_config (ignored when given): Docker's Command, Entrypoint
+     * and Cmd joined by spaces, and the labels as "k=v,k=v" in the config's order. */
+    char *command, *labels;
 };
 
 void ks_db_container_free(struct ks_db_container *c);

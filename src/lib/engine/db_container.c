@@ -3,9 +3,11 @@
  * caller's when one is open. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/json.h"
 #include "db.h"
 
 void ks_db_container_free(struct ks_db_container *c)
@@ -18,7 +20,61 @@ void ks_db_container_free(struct ks_db_container *c)
     free(c->image_ref);
     free(c->config);
     free(c->snapshot);
+    free(c->command);
+    free(c->labels);
     free(c);
+}
+
+/* Docker's Command (Config.Entrypoint then Config.Cmd, joined by spaces) and the labels as
+ * "k=v,k=v" in the config's order, both "" for a config that does not parse. Both owned by the
+ * caller; -ENOMEM. */
+static int summarize(const char *config, char **ret_command, char **ret_labels)
+{
+    _cleanup_json_ json_object *all = NULL;
+    if (config)
+        ks_json_parse(config, strlen(config), &all, NULL);
+    json_object *c = ks_json_get(all, "Config");
+    char *cmd = NULL, *labels = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&cmd, &n);
+    if (f == NULL)
+        return -ENOMEM;
+    bool first = true;
+    for (const char *const *k = (const char *const[]){"Entrypoint", "Cmd", NULL}; *k; k++) {
+        json_object *a = ks_json_get_type(c, *k, json_type_array);
+        for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+            const char *arg = json_object_get_string(json_object_array_get_idx(a, i));
+            fprintf(f, "%s%s", first ? "" : " ", arg ? arg : "(null)");
+            first = false;
+        }
+    }
+    if (fclose(f) != 0 || cmd == NULL) {
+        free(cmd);
+        return -ENOMEM;
+    }
+    f = open_memstream(&labels, &n);
+    if (f == NULL) {
+        free(cmd);
+        return -ENOMEM;
+    }
+    json_object *l = ks_json_get_type(c, "Labels", json_type_object);
+    first = true;
+    if (l) {
+        json_object_object_foreach(l, k, v)
+        {
+            const char *val = json_object_get_string(v);
+            fprintf(f, "%s%s=%s", first ? "" : ",", k, val ? val : "(null)");
+            first = false;
+        }
+    }
+    if (fclose(f) != 0 || labels == NULL) {
+        free(cmd);
+        free(labels);
+        return -ENOMEM;
+    }
+    *ret_command = cmd;
+    *ret_labels = labels;
+    return 0;
 }
 
 /* sqlite3_bind_text for parameter i, NULL binding SQL NULL. */
@@ -64,10 +120,14 @@ int ks_db_container_put(struct ks_db *db, const struct ks_db_container *c, struc
 {
     if (c->id == NULL || c->name == NULL || c->image_id == NULL || c->config == NULL)
         return ks_error_msg(err, "record container: ID, name, image and config are required");
+    _cleanup_free_ char *command = NULL, *labels = NULL;
+    if (summarize(c->config, &command, &labels) < 0)
+        return ks_error_set(err, ENOMEM, "record container");
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r = ks_db_prepare(db,
                           "INSERT INTO containers (id, name, image_id, image_ref, created, "
-                          "config, snapshot) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                          "config, snapshot, command, labels) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                           &st, err);
     const char *what = "record container";
     if (r >= 0)
@@ -82,6 +142,10 @@ int ks_db_container_put(struct ks_db *db, const struct ks_db_container *c, struc
         r = bind(db, st, 6, c->config, what, err);
     if (r >= 0)
         r = bind(db, st, 7, c->snapshot, what, err);
+    if (r >= 0)
+        r = bind(db, st, 8, command, what, err);
+    if (r >= 0)
+        r = bind(db, st, 9, labels, what, err);
     if (r < 0)
         return r;
     sqlite3_bind_int64(st, 5, c->created);
@@ -101,7 +165,8 @@ int ks_db_container_put(struct ks_db *db, const struct ks_db_container *c, struc
 }
 
 #define SELECT_COLUMNS                                                                             \
-    "SELECT id, name, image_id, image_ref, created, config, snapshot FROM containers"
+    "SELECT id, name, image_id, image_ref, created, config, snapshot, command, labels "            \
+    "FROM containers"
 
 static int from_row(sqlite3_stmt *st, struct ks_db_container **ret, struct ks_error **err)
 {
@@ -116,8 +181,18 @@ static int from_row(sqlite3_stmt *st, struct ks_db_container **ret, struct ks_er
     c->created = sqlite3_column_int64(st, 4);
     c->config = dup_col(st, 5, &oom);
     c->snapshot = dup_col(st, 6, &oom);
+    c->command = dup_col(st, 7, &oom);
+    c->labels = dup_col(st, 8, &oom);
     if (oom)
         return ks_error_set(err, ENOMEM, "load container");
+    /* Rows recorded before the columns existed. */
+    if ((c->command == NULL || c->labels == NULL) && c->config) {
+        free(c->command);
+        free(c->labels);
+        c->command = c->labels = NULL;
+        if (summarize(c->config, &c->command, &c->labels) < 0)
+            return ks_error_set(err, ENOMEM, "load container");
+    }
     *ret = TAKE_PTR(c);
     return 0;
 }
@@ -242,8 +317,29 @@ int ks_db_container_set_config(struct ks_db *db, const char *id, const char *con
 {
     if (config == NULL)
         return ks_error_msg(err, "update container: no config");
-    return write_one(db, "UPDATE containers SET config = ?2 WHERE id = ?1", id, config,
-                     "update container", err);
+    _cleanup_free_ char *command = NULL, *labels = NULL;
+    if (summarize(config, &command, &labels) < 0)
+        return ks_error_set(err, ENOMEM, "update container");
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    const char *what = "update container";
+    int r = ks_db_prepare(
+        db, "UPDATE containers SET config = ?2, command = ?3, labels = ?4 WHERE id = ?1", &st, err);
+    if (r >= 0)
+        r = bind(db, st, 1, id, what, err);
+    if (r >= 0)
+        r = bind(db, st, 2, config, what, err);
+    if (r >= 0)
+        r = bind(db, st, 3, command, what, err);
+    if (r >= 0)
+        r = bind(db, st, 4, labels, what, err);
+    if (r < 0)
+        return r;
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        return ks_db_error(db, rc, what, err);
+    if (sqlite3_changes(ks_db_handle(db)) == 0)
+        return ks_error_set_plain(err, ENOENT, "No such container: %s", id);
+    return 0;
 }
 
 int ks_db_container_delete(struct ks_db *db, const char *id, struct ks_error **err)
