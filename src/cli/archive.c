@@ -8,22 +8,10 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "format.h"
 #include "lib/base/fs.h"
 #include "lib/image/archive.h"
 #include "lib/image/store.h"
-
-static int fail(struct ks_error *e)
-{
-    fprintf(stderr, "Error: %s\n", e ? e->msg : "unknown error");
-    ks_error_free(e);
-    return 1;
-}
-
-static int usage_error(const char *cmd, const char *msg)
-{
-    fprintf(stderr, "kiste %s: %s\nSee 'kiste %s --help'.\n", cmd, msg, cmd);
-    return 1;
-}
 
 int ks_cli_save(int argc, char **argv)
 {
@@ -46,7 +34,7 @@ int ks_cli_save(int argc, char **argv)
             else if (strcmp(optarg, "oci") == 0 || strcmp(optarg, "oci-archive") == 0)
                 format = KS_ARCHIVE_OCI;
             else
-                return usage_error("save", "--format must be `docker` or `oci`");
+                return ks_cli_usage_error("save", "--format must be `docker` or `oci`");
         } else if (c == 'h') {
             printf("Usage: kiste save [OPTIONS] IMAGE [IMAGE...]\n\n"
                    "Save one or more images to a tar archive (streamed to STDOUT by default)\n\n"
@@ -59,7 +47,7 @@ int ks_cli_save(int argc, char **argv)
         }
     }
     if (optind >= argc)
-        return usage_error("save", "requires at least 1 argument");
+        return ks_cli_usage_error("save", "requires at least 1 argument");
     if (output == NULL && isatty(STDOUT_FILENO)) {
         fprintf(stderr, "Error: cowardly refusing to save to a terminal. Use the -o flag or "
                         "redirect\n");
@@ -68,14 +56,14 @@ int ks_cli_save(int argc, char **argv)
     struct ks_error *e = NULL;
     _cleanup_store_ struct ks_store *s = NULL;
     if (ks_store_open(getenv("KISTE_ROOT"), &s, &e) < 0)
-        return fail(e);
+        return ks_cli_fail(e, 1);
     /* A file is written under a temporary name and renamed at the end, so a failed save leaves
      * no truncated archive behind. */
     _cleanup_free_ char *tmp = NULL;
     _cleanup_close_ int fd = -EBADF;
     if (output) {
         if (asprintf(&tmp, "%s.kiste-tmp-%d", output, (int)getpid()) < 0)
-            return fail(NULL);
+            return ks_cli_fail(NULL, 1);
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) {
             fprintf(stderr, "Error: open %s: %s\n", output, strerror(errno));
@@ -89,7 +77,7 @@ int ks_cli_save(int argc, char **argv)
     if (r < 0) {
         if (tmp)
             unlink(tmp);
-        return fail(e);
+        return ks_cli_fail(e, 1);
     }
     return 0;
 }
@@ -123,7 +111,7 @@ int ks_cli_load(int argc, char **argv)
         }
     }
     if (optind < argc)
-        return usage_error("load", "accepts no arguments");
+        return ks_cli_usage_error("load", "accepts no arguments");
     if (input == NULL && isatty(STDIN_FILENO)) {
         fprintf(stderr, "Error: requested load from stdin, but stdin is empty\n");
         return 1;
@@ -136,10 +124,10 @@ int ks_cli_load(int argc, char **argv)
     struct ks_error *e = NULL;
     _cleanup_store_ struct ks_store *s = NULL;
     if (ks_store_open(getenv("KISTE_ROOT"), &s, &e) < 0)
-        return fail(e);
+        return ks_cli_fail(e, 1);
     _cleanup_archive_loaded_ struct ks_archive_loaded **loaded = NULL;
     if (ks_archive_load(s, input ? fd : STDIN_FILENO, &loaded, &e) < 0)
-        return fail(e);
+        return ks_cli_fail(e, 1);
     (void)quiet; /* Docker's -q hides only the progress, which kiste does not show */
     for (size_t i = 0; loaded[i]; i++) {
         if (loaded[i]->tags[0] == NULL)

@@ -6,6 +6,7 @@
 
 #include <json-c/json.h>
 
+#include "format.h"
 #include "lib/engine/container.h"
 
 int ks_cli_create(int argc, char **argv);
@@ -42,8 +43,6 @@ int ks_cli_engine_open(struct ks_engine **ret, struct ks_error **err);
  * *c and, when config is not NULL, its config into *config; all owned by the caller. */
 int ks_cli_open_container(const char *name, struct ks_engine **e, struct ks_db_container **c,
                           json_object **config, struct ks_error **err);
-/* Prints "Error: <message>" (Docker's client prefix) and frees e; returns status. */
-int ks_cli_fail(struct ks_error *e, int status);
 /* 0 when have (the positional arguments) is within min..max (max < 0: no limit); else prints
  * Docker's usage error ("requires exactly N" when min == max, else "requires at least N"; with
  * see, the "See 'kiste CMD --help'." line after it) and returns 1. */

@@ -19,13 +19,6 @@ int ks_cli_open_container(const char *name, struct ks_engine **e, struct ks_db_c
     return r < 0 ? r : ks_engine_lookup(*e, name, c, config, err);
 }
 
-int ks_cli_fail(struct ks_error *e, int status)
-{
-    fprintf(stderr, "Error: %s\n", e && e->msg ? e->msg : "unknown error");
-    ks_error_free(e);
-    return status;
-}
-
 int ks_cli_nargs(const char *cmd, int have, int min, int max, bool see)
 {
     if (have >= min && (max < 0 || have <= max))

@@ -8,6 +8,8 @@
 
 #include "format.h"
 
+#include "lib/base/error.h"
+
 void ks_fmt_size(int64_t size, char *buf, size_t len)
 {
     static const char *const units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
@@ -278,4 +280,17 @@ int ks_fmt_rows(const char *format, json_object *header, json_object **rows, siz
         ks_table_print(stdout, &t);
     ks_table_free(&t);
     return r;
+}
+
+int ks_cli_fail(struct ks_error *e, int status)
+{
+    fprintf(stderr, "Error: %s\n", e && e->msg ? e->msg : "unknown error");
+    ks_error_free(e);
+    return status;
+}
+
+int ks_cli_usage_error(const char *cmd, const char *msg)
+{
+    fprintf(stderr, "kiste %s: %s\nSee 'kiste %s --help'.\n", cmd, msg, cmd);
+    return 1;
 }

@@ -36,3 +36,9 @@ struct ks_table {
 int ks_table_add_line(struct ks_table *t, const char *line);
 void ks_table_print(FILE *f, const struct ks_table *t);
 void ks_table_free(struct ks_table *t);
+
+struct ks_error;
+/* Prints "Error: <message>" (Docker's client prefix), frees e and returns status. */
+int ks_cli_fail(struct ks_error *e, int status);
+/* Prints "kiste CMD: MSG" and the pointer to --help on stderr; returns 1. */
+int ks_cli_usage_error(const char *cmd, const char *msg);

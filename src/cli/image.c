@@ -15,19 +15,6 @@
 #include "lib/base/json.h"
 #include "lib/image/store.h"
 
-static int fail(struct ks_error *e)
-{
-    fprintf(stderr, "Error: %s\n", e ? e->msg : "unknown error");
-    ks_error_free(e);
-    return 1;
-}
-
-static int usage_error(const char *cmd, const char *msg)
-{
-    fprintf(stderr, "kiste %s: %s\nSee 'kiste %s --help'.\n", cmd, msg, cmd);
-    return 1;
-}
-
 static int open_store(struct ks_store **ret, struct ks_error **err)
 {
     return ks_store_open(getenv("KISTE_ROOT"), ret, err);
@@ -73,12 +60,12 @@ int ks_cli_import(int argc, char **argv)
             return 1;
     }
     if (argc - optind < 1 || argc - optind > 2)
-        return usage_error("import", "requires 1 or 2 arguments");
+        return ks_cli_usage_error("import", "requires 1 or 2 arguments");
     const char *file = argv[optind], *ref = argc - optind == 2 ? argv[optind + 1] : NULL;
     struct ks_error *e = NULL;
     _cleanup_store_ struct ks_store *s = NULL;
     if (open_store(&s, &e) < 0)
-        return fail(e);
+        return ks_cli_fail(e, 1);
     int fd = -EBADF;
     int r = import_open(file, &fd);
     if (r < 0) {
@@ -90,7 +77,7 @@ int ks_cli_import(int argc, char **argv)
     if (fd != STDIN_FILENO)
         close(fd);
     if (r < 0)
-        return fail(e);
+        return ks_cli_fail(e, 1);
     printf("%s\n", id);
     return 0;
 }
@@ -231,11 +218,11 @@ static int images_print(struct images_opts *o)
     _cleanup_store_ struct ks_store *s = NULL;
     _cleanup_store_images_ struct ks_store_image **v = NULL;
     if (open_store(&s, &e) < 0 || ks_store_images(s, &v, &e) < 0)
-        return fail(e);
+        return ks_cli_fail(e, 1);
     _cleanup_json_ json_object *rows = json_object_new_array();
     for (size_t i = 0; v[i]; i++)
         if (image_rows(v[i], o, rows) < 0)
-            return fail(NULL);
+            return ks_cli_fail(NULL, 1);
     const char *format = o->format;
     if (o->quiet)
         format = "{{.ID}}";
@@ -324,11 +311,11 @@ int ks_cli_images(int argc, char **argv)
 int ks_cli_tag(int argc, char **argv)
 {
     if (argc != 3)
-        return usage_error("tag", "requires exactly 2 arguments");
+        return ks_cli_usage_error("tag", "requires exactly 2 arguments");
     struct ks_error *e = NULL;
     _cleanup_store_ struct ks_store *s = NULL;
     if (open_store(&s, &e) < 0 || ks_store_tag(s, argv[1], argv[2], &e) < 0)
-        return fail(e);
+        return ks_cli_fail(e, 1);
     return 0;
 }
 
@@ -337,7 +324,7 @@ static int rmi_one(struct ks_store *s, const char *name, bool force)
     struct ks_error *e = NULL;
     _cleanup_strv_ char **untagged = NULL, **deleted = NULL;
     if (ks_store_remove(s, name, force, &untagged, &deleted, &e) < 0)
-        return fail(e);
+        return ks_cli_fail(e, 1);
     for (size_t i = 0; untagged[i]; i++)
         printf("Untagged: %s\n", untagged[i]);
     for (size_t i = 0; deleted[i]; i++)
@@ -362,11 +349,11 @@ int ks_cli_rmi(int argc, char **argv)
             return 1;
     }
     if (optind >= argc)
-        return usage_error(argv[0], "requires at least 1 argument");
+        return ks_cli_usage_error(argv[0], "requires at least 1 argument");
     struct ks_error *e = NULL;
     _cleanup_store_ struct ks_store *s = NULL;
     if (open_store(&s, &e) < 0)
-        return fail(e);
+        return ks_cli_fail(e, 1);
     int rc = 0;
     for (int i = optind; i < argc; i++)
         rc |= rmi_one(s, argv[i], force);
@@ -390,18 +377,18 @@ static int image_inspect(int argc, char **argv)
         format = optarg;
     }
     if (optind >= argc)
-        return usage_error("image inspect", "requires at least 1 argument");
+        return ks_cli_usage_error("image inspect", "requires at least 1 argument");
     struct ks_error *e = NULL;
     _cleanup_store_ struct ks_store *s = NULL;
     if (open_store(&s, &e) < 0)
-        return fail(e);
+        return ks_cli_fail(e, 1);
     _cleanup_json_ json_object *all = json_object_new_array();
     int rc = 0;
     for (int i = optind; i < argc; i++) {
         _cleanup_free_ char *id = NULL;
         json_object *o = NULL;
         if (ks_store_lookup(s, argv[i], &id, &e) < 0 || ks_store_inspect_json(s, id, &o, &e) < 0) {
-            rc = fail(TAKE_PTR(e));
+            rc = ks_cli_fail(TAKE_PTR(e), 1);
             continue;
         }
         json_object_array_add(all, o);
@@ -466,14 +453,14 @@ int ks_cli_history(int argc, char **argv)
             return 1;
     }
     if (argc - optind != 1)
-        return usage_error("history", "requires exactly 1 argument");
+        return ks_cli_usage_error("history", "requires exactly 1 argument");
     struct ks_error *e = NULL;
     _cleanup_store_ struct ks_store *s = NULL;
     _cleanup_free_ char *id = NULL;
     _cleanup_json_ json_object *h = NULL;
     if (open_store(&s, &e) < 0 || ks_store_lookup(s, argv[optind], &id, &e) < 0 ||
         ks_store_history_json(s, id, &h, &e) < 0)
-        return fail(e);
+        return ks_cli_fail(e, 1);
     struct ks_table t = {0};
     ks_table_add_line(&t, "IMAGE\tCREATED\tCREATED BY\tSIZE\tCOMMENT");
     for (size_t i = 0; i < json_object_array_length(h); i++)
@@ -506,7 +493,7 @@ static int image_prune(int argc, char **argv)
     _cleanup_store_ struct ks_store *s = NULL;
     _cleanup_store_images_ struct ks_store_image **v = NULL;
     if (open_store(&s, &e) < 0 || ks_store_images(s, &v, &e) < 0)
-        return fail(e);
+        return ks_cli_fail(e, 1);
     int64_t reclaimed = 0;
     bool header = false;
     for (size_t i = 0; v[i]; i++) {
@@ -515,7 +502,7 @@ static int image_prune(int argc, char **argv)
             continue;
         _cleanup_strv_ char **untagged = NULL, **deleted = NULL;
         if (ks_store_remove(s, v[i]->id, true, &untagged, &deleted, &e) < 0)
-            return fail(e);
+            return ks_cli_fail(e, 1);
         if (!header)
             printf("Deleted Images:\n");
         header = true;
@@ -527,7 +514,7 @@ static int image_prune(int argc, char **argv)
     }
     /* Also what no image names any more, and layer directories an interrupted import left. */
     if (ks_store_gc(s, &e) < 0)
-        return fail(e);
+        return ks_cli_fail(e, 1);
     char size[32];
     ks_fmt_size(reclaimed, size, sizeof(size));
     printf("%sTotal reclaimed space: %s\n", header ? "\n" : "", size);

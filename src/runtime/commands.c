@@ -10,6 +10,7 @@
 
 #include "lib/base/fs.h"
 #include "lib/base/json.h"
+#include "lib/base/signal.h"
 #include "lib/oci/container.h"
 #include "lib/oci/spec.h"
 #include "runtime.h"
@@ -122,38 +123,10 @@ int rt_state(const struct rt_globals *g, int argc, char **argv)
     return 0;
 }
 
-static const struct {
-    const char *name;
-    int sig;
-} signals[] = {
-    {"HUP", SIGHUP},       {"INT", SIGINT},   {"QUIT", SIGQUIT},     {"ILL", SIGILL},
-    {"TRAP", SIGTRAP},     {"ABRT", SIGABRT}, {"IOT", SIGIOT},       {"BUS", SIGBUS},
-    {"FPE", SIGFPE},       {"KILL", SIGKILL}, {"USR1", SIGUSR1},     {"SEGV", SIGSEGV},
-    {"USR2", SIGUSR2},     {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},     {"TERM", SIGTERM},
-    {"STKFLT", SIGSTKFLT}, {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"STOP", SIGSTOP},
-    {"TSTP", SIGTSTP},     {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},
-    {"XCPU", SIGXCPU},     {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF},
-    {"WINCH", SIGWINCH},   {"IO", SIGIO},     {"POLL", SIGPOLL},     {"PWR", SIGPWR},
-    {"SYS", SIGSYS},
-};
-
 int rt_parse_signal(const char *s)
 {
-    char *end;
-    long n = strtol(s, &end, 10);
-    if (*s && *end == '\0')
-        return n > 0 && n < NSIG ? (int)n : -1;
-    const char *name = strncasecmp(s, "SIG", 3) == 0 ? s + 3 : s;
-    for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
-        if (strcasecmp(name, signals[i].name) == 0)
-            return signals[i].sig;
-    if (strncasecmp(name, "RTMIN", 5) == 0 || strncasecmp(name, "RTMAX", 5) == 0) {
-        int base = strncasecmp(name, "RTMIN", 5) == 0 ? SIGRTMIN : SIGRTMAX;
-        int off = name[5] ? atoi(name + 5) : 0;
-        int sig = base + off;
-        return sig >= SIGRTMIN && sig <= SIGRTMAX ? sig : -1;
-    }
-    return -1;
+    int sig;
+    return ks_signal_parse(s, &sig) < 0 ? -1 : sig;
 }
 
 int rt_kill(const struct rt_globals *g, int argc, char **argv)

@@ -395,6 +395,14 @@ static void test_sizes_signals(void)
     TAP_EQ_INT(sig, 9, "numeric");
     TAP_EQ_INT(ks_signal_parse("SIGNOPE", &sig), -EINVAL, "unknown signal");
     TAP_EQ_INT(ks_signal_parse("99", &sig), -EINVAL, "out of range");
+    TAP_EQ_INT(ks_signal_parse("0", &sig), -EINVAL, "zero");
+    TAP_EQ_INT(ks_signal_parse("9x", &sig), -EINVAL, "number with junk");
+    ks_signal_parse("RTMIN+2", &sig);
+    TAP_EQ_INT(sig, SIGRTMIN + 2, "RTMIN+2");
+    ks_signal_parse("SIGRTMAX-1", &sig);
+    TAP_EQ_INT(sig, SIGRTMAX - 1, "SIGRTMAX-1");
+    TAP_EQ_INT(ks_signal_parse("RTMIN-1", &sig), -EINVAL, "below RTMIN");
+    TAP_EQ_INT(ks_signal_parse("RTMAX+1", &sig), -EINVAL, "above RTMAX");
 }
 
 /* Runs last: it lowers this process's hard RLIMIT_NOFILE to have a known limit to exceed. */

@@ -338,48 +338,6 @@ int ks_container_resolve_group(int rootfd, const char *group, gid_t *ret, struct
     return lookup_group(rootfd, group, ret, err);
 }
 
-/* --- signals --- */
-
-static const struct {
-    const char *name;
-    int sig;
-} signals[] = {
-    {"HUP", SIGHUP},       {"INT", SIGINT},   {"QUIT", SIGQUIT},     {"ILL", SIGILL},
-    {"TRAP", SIGTRAP},     {"ABRT", SIGABRT}, {"IOT", SIGIOT},       {"BUS", SIGBUS},
-    {"FPE", SIGFPE},       {"KILL", SIGKILL}, {"USR1", SIGUSR1},     {"SEGV", SIGSEGV},
-    {"USR2", SIGUSR2},     {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},     {"TERM", SIGTERM},
-    {"STKFLT", SIGSTKFLT}, {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"STOP", SIGSTOP},
-    {"TSTP", SIGTSTP},     {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},
-    {"XCPU", SIGXCPU},     {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF},
-    {"WINCH", SIGWINCH},   {"IO", SIGIO},     {"POLL", SIGPOLL},     {"PWR", SIGPWR},
-    {"SYS", SIGSYS},
-};
-
-int ks_signal_parse(const char *s, int *ret_sig)
-{
-    if (s == NULL || *s == '\0')
-        return -EINVAL;
-    unsigned long v;
-    if (parse_id(s, &v)) {
-        if (v == 0 || v > 64)
-            return -EINVAL;
-        *ret_sig = (int)v;
-        return 0;
-    }
-    if (strncasecmp(s, "SIG", 3) == 0)
-        s += 3;
-    for (size_t i = 0; i < KS_ELEMENTSOF(signals); i++)
-        if (strcasecmp(s, signals[i].name) == 0) {
-            *ret_sig = signals[i].sig;
-            return 0;
-        }
-    if (strncasecmp(s, "RTMIN+", 6) == 0 && parse_id(s + 6, &v) && SIGRTMIN + (int)v <= SIGRTMAX) {
-        *ret_sig = SIGRTMIN + (int)v;
-        return 0;
-    }
-    return -EINVAL;
-}
-
 /* --- sizes --- */
 
 int ks_parse_size(const char *s, int64_t *ret)

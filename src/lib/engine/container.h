@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 
 #include "../base/error.h"
+#include "../base/signal.h"
 #include "db.h"
 
 struct ks_store;
@@ -102,9 +103,6 @@ extern const char *const ks_container_default_caps[];
 /* Docker's RAMInBytes: "64m", "1.5g", "512k", "100" (bytes), binary units, an optional "b"
  * or "ib" suffix. -EINVAL for anything else. */
 int ks_parse_size(const char *s, int64_t *ret);
-
-/* Parses a signal given as a name ("SIGTERM", "TERM", "term") or a number. */
-int ks_signal_parse(const char *s, int *ret_sig);
 
 /* --- lifecycle (lifecycle.c, start.c) --- */
 
