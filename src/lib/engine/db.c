@@ -442,18 +442,40 @@ static int col_text(sqlite3_stmt *st, int col, char **ret)
     return *ret ? 0 : -ENOMEM;
 }
 
-static int bind_texts(struct ks_db *db, sqlite3_stmt *st, const char *what, struct ks_error **err,
-                      int n, ...)
+static int vbind_texts(struct ks_db *db, sqlite3_stmt *st, const char *what, struct ks_error **err,
+                       int n, va_list ap)
 {
-    va_list ap;
-    va_start(ap, n);
     int rc = SQLITE_OK;
     for (int i = 1; i <= n && rc == SQLITE_OK; i++) {
         const char *s = va_arg(ap, const char *);
         rc = s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
     }
-    va_end(ap);
     return rc == SQLITE_OK ? 0 : ks_db_error(db, rc, what, err);
+}
+
+static int bind_texts(struct ks_db *db, sqlite3_stmt *st, const char *what, struct ks_error **err,
+                      int n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    int r = vbind_texts(db, st, what, err, n, ap);
+    va_end(ap);
+    return r;
+}
+
+/* Prepares sql into *st and binds n texts (NULL binds NULL) to ?1 … ?n: the opening of most
+ * queries here. */
+static int prepare_texts(struct ks_db *db, const char *sql, sqlite3_stmt **st, const char *what,
+                         struct ks_error **err, int n, ...)
+{
+    int r = ks_db_prepare(db, sql, st, err);
+    if (r < 0)
+        return r;
+    va_list ap;
+    va_start(ap, n);
+    r = vbind_texts(db, *st, what, err, n, ap);
+    va_end(ap);
+    return r;
 }
 
 /* Runs a statement expected to return at most one row with one text column: -ENOENT (without
@@ -507,10 +529,7 @@ int ks_db_layer_get(struct ks_db *db, enum ks_db_layer_key key, const char *valu
              "WHERE %s = ?1 ORDER BY rowid LIMIT 1",
              col);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = ks_db_prepare(db, sql, &st, err);
-    if (r < 0)
-        return r;
-    r = bind_texts(db, st, "look up layer", err, 1, value);
+    int r = prepare_texts(db, sql, &st, "look up layer", err, 1, value);
     if (r < 0)
         return r;
     r = ks_db_step(db, st, "look up layer", err);
@@ -535,14 +554,11 @@ int ks_db_layer_put(struct ks_db *db, const struct ks_db_layer *layer, struct ks
         layer->refcount < 0)
         return ks_error_msg(err, "record layer: diff ID, chain ID and cache ID are required");
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = ks_db_prepare(db,
+    int r = prepare_texts(db,
                           "INSERT INTO layers (chain_id, diff_id, parent, cache_id, size, "
                           "refcount, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                          &st, err);
-    if (r < 0)
-        return r;
-    r = bind_texts(db, st, "record layer", err, 4, layer->chain_id, layer->diff_id, layer->parent,
-                   layer->cache_id);
+                          &st, "record layer", err, 4, layer->chain_id, layer->diff_id,
+                          layer->parent, layer->cache_id);
     if (r < 0)
         return r;
     sqlite3_bind_int64(st, 5, layer->size);
@@ -572,13 +588,10 @@ static int64_t layer_adjust(struct ks_db *db, const char *chain_id, int delta,
 {
     const char *what = delta > 0 ? "reference layer" : "release layer";
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = ks_db_prepare(db,
+    int r = prepare_texts(db,
                           "UPDATE layers SET refcount = refcount + ?2 "
                           "WHERE chain_id = ?1 AND refcount + ?2 >= 0 RETURNING refcount",
-                          &st, err);
-    if (r < 0)
-        return r;
-    r = bind_texts(db, st, what, err, 1, chain_id);
+                          &st, what, err, 1, chain_id);
     if (r < 0)
         return r;
     sqlite3_bind_int(st, 2, delta);
@@ -708,13 +721,10 @@ static int image_top_layer(struct ks_db *db, const char *image_id, char **ret,
                            struct ks_error **err)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = ks_db_prepare(db,
+    int r = prepare_texts(db,
                           "SELECT chain_id FROM image_layers WHERE image_id = ?1 "
                           "ORDER BY position DESC LIMIT 1",
-                          &st, err);
-    if (r < 0)
-        return r;
-    r = bind_texts(db, st, "find top layer", err, 1, image_id);
+                          &st, "find top layer", err, 1, image_id);
     if (r < 0)
         return r;
     r = query_text(db, st, "find top layer", ret, err);
@@ -855,13 +865,10 @@ int ks_db_image_put(struct ks_db *db, const char *id, const char *config_json,
 static int image_load_layers(struct ks_db *db, struct ks_db_image *img, struct ks_error **err)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = ks_db_prepare(db,
+    int r = prepare_texts(db,
                           "SELECT diff_id, chain_id FROM image_layers WHERE image_id = ?1 "
                           "ORDER BY position",
-                          &st, err);
-    if (r < 0)
-        return r;
-    r = bind_texts(db, st, "load image layers", err, 1, img->id);
+                          &st, "load image layers", err, 1, img->id);
     if (r < 0)
         return r;
     img->diff_ids = calloc(1, sizeof(char *));
@@ -993,10 +1000,8 @@ int ks_db_image_find_prefix(struct ks_db *db, const char *prefix, char **ret_id,
         *p = (char)tolower((unsigned char)*p);
 
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = ks_db_prepare(db, "SELECT id FROM images WHERE id GLOB ?1 ORDER BY id", &st, err);
-    if (r < 0)
-        return r;
-    r = bind_texts(db, st, "find image", err, 1, pattern);
+    int r = prepare_texts(db, "SELECT id FROM images WHERE id GLOB ?1 ORDER BY id", &st,
+                          "find image", err, 1, pattern);
     if (r < 0)
         return r;
     _cleanup_strv_ char **ids = NULL;
@@ -1052,10 +1057,7 @@ static int write_texts(struct ks_db *db, const char *sql, const char *what, cons
                        struct ks_error **err, int n, const char *a, const char *b, const char *c)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = ks_db_prepare(db, sql, &st, err);
-    if (r < 0)
-        return r;
-    r = bind_texts(db, st, what, err, n, a, b, c);
+    int r = prepare_texts(db, sql, &st, what, err, n, a, b, c);
     if (r < 0)
         return r;
     struct tx tx;
@@ -1084,10 +1086,8 @@ int ks_db_tag_set(struct ks_db *db, const char *ref, const char *image_id, struc
 int ks_db_tag_get(struct ks_db *db, const char *ref, char **ret_image_id, struct ks_error **err)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = ks_db_prepare(db, "SELECT image_id FROM tags WHERE reference = ?1", &st, err);
-    if (r < 0)
-        return r;
-    r = bind_texts(db, st, "look up tag", err, 1, ref);
+    int r = prepare_texts(db, "SELECT image_id FROM tags WHERE reference = ?1", &st, "look up tag",
+                          err, 1, ref);
     if (r < 0)
         return r;
     r = query_text(db, st, "look up tag", ret_image_id, err);
@@ -1108,11 +1108,8 @@ int ks_db_tag_delete(struct ks_db *db, const char *ref, struct ks_error **err)
 int ks_db_tags_for_image(struct ks_db *db, const char *image_id, char ***ret, struct ks_error **err)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = ks_db_prepare(db, "SELECT reference FROM tags WHERE image_id = ?1 ORDER BY reference",
-                          &st, err);
-    if (r < 0)
-        return r;
-    r = bind_texts(db, st, "list tags", err, 1, image_id);
+    int r = prepare_texts(db, "SELECT reference FROM tags WHERE image_id = ?1 ORDER BY reference",
+                          &st, "list tags", err, 1, image_id);
     if (r < 0)
         return r;
     return collect_strv(db, st, "list tags", ret, err);
@@ -1122,13 +1119,10 @@ int ks_db_digests_for_image(struct ks_db *db, const char *image_id, char ***ret,
                             struct ks_error **err)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = ks_db_prepare(db,
+    int r = prepare_texts(db,
                           "SELECT repository || '@' || digest FROM digests WHERE image_id = ?1 "
                           "ORDER BY 1",
-                          &st, err);
-    if (r < 0)
-        return r;
-    r = bind_texts(db, st, "list digests", err, 1, image_id);
+                          &st, "list digests", err, 1, image_id);
     if (r < 0)
         return r;
     return collect_strv(db, st, "list digests", ret, err);
@@ -1149,11 +1143,8 @@ int ks_db_digest_get(struct ks_db *db, const char *repository, const char *diges
                      char **ret_image_id, struct ks_error **err)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = ks_db_prepare(db, "SELECT image_id FROM digests WHERE repository = ?1 AND digest = ?2",
-                          &st, err);
-    if (r < 0)
-        return r;
-    r = bind_texts(db, st, "look up manifest digest", err, 2, repository, digest);
+    int r = prepare_texts(db, "SELECT image_id FROM digests WHERE repository = ?1 AND digest = ?2",
+                          &st, "look up manifest digest", err, 2, repository, digest);
     if (r < 0)
         return r;
     r = query_text(db, st, "look up manifest digest", ret_image_id, err);
