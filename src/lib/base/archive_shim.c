@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 
+#include "archive_shim.h"
 #include "dl.h"
 
 static struct {
@@ -189,6 +190,11 @@ static int load(void)
     if (load_result < 0)
         errno = ENOENT;
     return load_result;
+}
+
+int ks_archive_preload(void)
+{
+    return load();
 }
 
 time_t archive_entry_atime(struct archive_entry *a0)

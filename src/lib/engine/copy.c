@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../base/archive_shim.h"
 #include "../base/fs.h"
 #include "container.h"
 
@@ -176,6 +177,10 @@ static int in_root(const char *root, int fd, bool out, const char *path, const c
     int ep[2];
     if (pipe2(ep, O_CLOEXEC) < 0)
         return ks_error_set(err, errno, "pipe");
+    /* The child chroots before it makes its first archive: load the library while its file
+     * can still be found. */
+    if (ks_archive_preload() < 0)
+        return ks_error_set_plain(err, ENOENT, "copy: cannot load libarchive");
     pid_t pid = fork();
     if (pid < 0) {
         close(ep[0]);
