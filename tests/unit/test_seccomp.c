@@ -1,5 +1,6 @@
 /* Seccomp filters built from linux.seccomp and loaded into forked children, whose syscalls then
  * show the filter at work; the test process itself stays unfiltered. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <seccomp.h>
@@ -15,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/fs.h"
 #include "base/json.h"
 #include "oci/seccomp.h"
 #include "tap.h"
@@ -48,6 +50,9 @@ struct outcome {
     struct report rep;
 };
 
+/* The compiled-filter cache run_filtered uses; -EBADF: none. */
+static int cache_dir = -EBADF;
+
 /* Builds the filter in the parent (failures are test failures), loads it in a child and runs
  * the probes there. */
 static struct outcome run_filtered(const char *json, probe_fn probes)
@@ -56,7 +61,7 @@ static struct outcome run_filtered(const char *json, probe_fn probes)
     _cleanup_json_ json_object *o = parse(json);
     _cleanup_error_ struct ks_error *err = NULL;
     struct ks_seccomp *s = NULL;
-    if (ks_seccomp_new(o, &s, &err) < 0) {
+    if (ks_seccomp_new_cached(o, cache_dir, &s, &err) < 0) {
         tap_diag("ks_seccomp_new: %s", err->msg);
         return out;
     }
@@ -429,6 +434,80 @@ static void test_features(void)
            "features: TSYNC is supported by every kernel that matters");
 }
 
+/* The *.bpf files in dir: how many, and the name of the last one seen. */
+static int cache_files(const char *dir, char *name, size_t size)
+{
+    _cleanup_closedir_ DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (strstr(de->d_name, ".bpf")) {
+            snprintf(name, size, "%s/%s", dir, de->d_name);
+            n++;
+        }
+    return n;
+}
+
+static const char *const errno_profile =
+    "{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"getcwd\",\"mkdir\","
+    "\"mkdirat\"],\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":1234}]}";
+
+static void expect_errno_filter(const char *what)
+{
+    struct outcome out = run_filtered(errno_profile, probe_cwd_mkdir);
+    tap_ok(out.ran && out.rep.load_rc == 0 && out.rep.err[0] == 1234 && out.rep.err[1] == 1234 &&
+               out.rep.rc[2] > 0,
+           "cache: %s: the filter loads and denies getcwd/mkdir with 1234, allows getppid", what);
+}
+
+static void test_cache(void)
+{
+    char dir[] = "/tmp/kiste-seccomp-cache.XXXXXX", file[512] = "";
+    if (mkdtemp(dir) == NULL) {
+        tap_ok(false, "mkdtemp");
+        return;
+    }
+    cache_dir = ks_seccomp_cache_open(dir);
+    char sub[600];
+    snprintf(sub, sizeof(sub), "%s/@seccomp-cache", dir);
+    tap_ok(cache_dir >= 0, "cache: the runtime root opens");
+    expect_errno_filter("first use (compiled by libseccomp)");
+    TAP_EQ_INT(cache_files(sub, file, sizeof(file)), 1, "cache: the compiled program is stored");
+    struct stat st1, st2;
+    stat(file, &st1);
+    expect_errno_filter("second use (from the cache)");
+    stat(file, &st2);
+    tap_ok(st1.st_ino == st2.st_ino, "cache: a hit leaves the file alone");
+
+    /* A torn file and one whose key differs are misses, compiled and stored again. */
+    tap_ok(truncate(file, st1.st_size - 3) == 0, "cache: file truncated");
+    expect_errno_filter("after truncation");
+    stat(file, &st2);
+    TAP_EQ_INT(st2.st_size, st1.st_size, "cache: a torn file is replaced");
+    int fd = open(file, O_WRONLY | O_CLOEXEC);
+    ssize_t w = pwrite(fd, "X", 1, 12); /* inside the stored key */
+    close(fd);
+    tap_ok(w == 1, "cache: key tampered with");
+    expect_errno_filter("after the key was changed");
+
+    /* Notify listeners are refused with the cache as without it, and nothing is stored. */
+    char other[512];
+    _cleanup_json_ json_object *o =
+        parse("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"getcwd\"],"
+              "\"action\":\"SCMP_ACT_NOTIFY\"}]}");
+    struct ks_seccomp *s = NULL;
+    _cleanup_error_ struct ks_error *err = NULL;
+    tap_ok(ks_seccomp_new_cached(o, cache_dir, &s, &err) < 0, "cache: a notify profile is refused");
+    ks_seccomp_free(s);
+    TAP_EQ_INT(cache_files(sub, other, sizeof(other)), 1, "cache: nothing stored for it");
+
+    close(cache_dir);
+    cache_dir = -EBADF;
+    struct ks_error *e2 = NULL;
+    ks_rm_rf_at(AT_FDCWD, dir, &e2);
+    ks_error_free(e2);
+}
+
 int main(void)
 {
     tap_plan_auto();
@@ -440,5 +519,6 @@ int main(void)
     test_archs_flags();
     test_errors();
     test_features();
+    test_cache();
     return tap_done();
 }

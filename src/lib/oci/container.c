@@ -25,6 +25,7 @@
 #include "cgroup.h"
 #include "container.h"
 #include "internal.h"
+#include "seccomp.h"
 #include "spec.h"
 #include "state.h"
 
@@ -48,7 +49,7 @@ struct init_ctx {
     const struct ks_create_opts *o;
     const struct ks_ns_config *ns;
     const char *bundle, *rootfs;
-    int sync, fifo, console, bundle_fd;
+    int sync, fifo, console, bundle_fd, seccomp_cache;
 };
 
 static int child_fail(int sync, struct ks_error *e)
@@ -269,6 +270,7 @@ static int init_main(struct init_ctx *c)
     struct ks_process_plan plan;
     if ((r = ks_process_plan_init(&plan, process, ks_json_get(linux_obj, "seccomp"), &e)) < 0)
         return child_fail(c->sync, e);
+    plan.seccomp_cache = c->seccomp_cache;
     if ((r = ks_process_apply_attrs(&plan, linux_obj, &e)) < 0)
         return child_fail(c->sync, e);
     const char *cwd = ks_json_str(process, "cwd");
@@ -497,6 +499,7 @@ int ks_container_create(const char *root, const struct ks_create_opts *o, pid_t 
     pid_t pid = -1;
     struct ks_cgroup *cg = NULL;
     _cleanup_close_ int dirfd = -EBADF, fifo = -EBADF, console = -EBADF, bundle_fd = -EBADF;
+    _cleanup_close_ int seccomp_cache = -EBADF;
     int sp[2] = {-EBADF, -EBADF};
     _cleanup_free_ char *cgpath = NULL;
 
@@ -538,6 +541,8 @@ int ks_container_create(const char *root, const struct ks_create_opts *o, pid_t 
         r = ks_error_set(err, errno, "socketpair");
         goto fail;
     }
+    if (ks_json_get(ks_json_get(spec, "linux"), "seccomp"))
+        seccomp_cache = ks_seccomp_cache_open(root);
     if (ns.path[KS_NS_PID]) {
         _cleanup_close_ int pfd = open(ns.path[KS_NS_PID], O_RDONLY | O_CLOEXEC);
         if (pfd < 0 || setns(pfd, CLONE_NEWPID) < 0) {
@@ -565,7 +570,8 @@ int ks_container_create(const char *root, const struct ks_create_opts *o, pid_t 
                              .sync = sp[1],
                              .fifo = fifo,
                              .console = console,
-                             .bundle_fd = bundle_fd};
+                             .bundle_fd = bundle_fd,
+                             .seccomp_cache = seccomp_cache};
         _exit(init_main(&c));
     }
     close(sp[1]);

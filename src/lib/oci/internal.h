@@ -74,7 +74,8 @@ struct ks_process_plan {
     bool nnp;
     /* linux.seccomp built while setup can still report failure, loaded just before execve */
     struct ks_seccomp *filter;
-    char *exec_path; /* args[0] resolved with the process's PATH inside the container */
+    int seccomp_cache; /* the runtime root, for its cache of compiled filters; -EBADF: none */
+    char *exec_path;   /* args[0] resolved with the process's PATH inside the container */
     char **argv, **envp;
 };
 int ks_process_plan_init(struct ks_process_plan *p, json_object *process, json_object *seccomp,

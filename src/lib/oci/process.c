@@ -25,6 +25,7 @@ int ks_process_plan_init(struct ks_process_plan *p, json_object *process, json_o
     memset(p, 0, sizeof(*p));
     p->process = process;
     p->seccomp = seccomp;
+    p->seccomp_cache = -EBADF;
     p->nnp = ks_json_bool(process, "noNewPrivileges", false);
     p->argv = ks_json_strv(process, "args");
     if (p->argv == NULL || p->argv[0] == NULL)
@@ -295,7 +296,7 @@ static int build_seccomp(struct ks_process_plan *p, struct ks_error **err)
 {
     if (p->seccomp == NULL || p->filter)
         return 0;
-    if (ks_seccomp_new(p->seccomp, &p->filter, err) < 0)
+    if (ks_seccomp_new_cached(p->seccomp, p->seccomp_cache, &p->filter, err) < 0)
         return ks_error_wrap(err, "linux.seccomp");
     return 0;
 }
@@ -310,6 +311,17 @@ static int load_seccomp(struct ks_process_plan *p, struct ks_error **err)
     r = ks_seccomp_load(p->filter, err);
     ks_seccomp_free(p->filter);
     p->filter = NULL;
+    if (r < 0 && p->seccomp_cache >= 0 && (*err)->errnum == EINVAL) {
+        /* A cached program the kernel refuses: build it again rather than fail the start. */
+        ks_error_free(*err);
+        *err = NULL;
+        p->seccomp_cache = -EBADF;
+        r = build_seccomp(p, err);
+        if (r >= 0)
+            r = ks_seccomp_load(p->filter, err);
+        ks_seccomp_free(p->filter);
+        p->filter = NULL;
+    }
     if (r < 0)
         return ks_error_wrap(err, "linux.seccomp");
     return 0;
