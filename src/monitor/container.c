@@ -395,8 +395,12 @@ void mon_container_exited(struct monitor *m, int status)
     mon_stdio_drain(m);
     m->oom_killed = oom_check(m);
     mon_health_stop(m);
-    /* Also kills what is left of the container (with no pid namespace of its own). */
-    mon_runtime_delete(m);
+    /* Also kills what is left of the container (with no pid namespace of its own). A container
+     * removed when it exits is not restarted, and its `rm` deletes the runtime's state (and
+     * kills what is left) in its own process: a runtime started here for it would cost the
+     * removal one more program start. */
+    if (m->o.cleanup_argv == NULL || m->o.restart.kind != MON_RESTART_NO)
+        mon_runtime_delete(m);
     mon_stdio_drain(m);
     /* Whoever still holds the other ends now writes into a closed pipe. */
     mon_stdio_close(m);
