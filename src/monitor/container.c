@@ -395,11 +395,11 @@ void mon_container_exited(struct monitor *m, int status)
     mon_stdio_drain(m);
     m->oom_killed = oom_check(m);
     mon_health_stop(m);
-    /* Also kills what is left of the container (with no pid namespace of its own). A container
-     * removed when it exits is not restarted, and its `rm` deletes the runtime's state (and
-     * kills what is left) in its own process: a runtime started here for it would cost the
-     * removal one more program start. */
-    if (m->o.cleanup_argv == NULL || m->o.restart.kind != MON_RESTART_NO)
+    /* Also kills what is left of the container (with no pid namespace of its own). When the
+     * cleanup command is the container's `rm` (--cleanup-deletes, never with a restart policy),
+     * that deletes the runtime's state and kills what is left in its own process: a runtime
+     * started here for it would cost the removal one more program start. */
+    if (!m->o.cleanup_deletes)
         mon_runtime_delete(m);
     mon_stdio_drain(m);
     /* Whoever still holds the other ends now writes into a closed pipe. */

@@ -34,7 +34,8 @@ static void usage(FILE *f)
           "         [--terminal] [--stdin] [--stdin-once] [--attach-fd N] [--sync-fd N]\n"
           "         [--restart no|always|unless-stopped|on-failure[:N]] [--rootfs-mount DIR]\n"
           "         [--health-cmd JSON-ARRAY --health-interval NS --health-timeout NS\n"
-          "          --health-retries N --health-start-period NS] [-- CLEANUP-ARGV...]\n",
+          "          --health-retries N --health-start-period NS] [[--cleanup-deletes] -- "
+          "CLEANUP-ARGV...]\n",
           f);
 }
 
@@ -121,6 +122,7 @@ enum {
     OPT_HEALTH_TIMEOUT,
     OPT_HEALTH_RETRIES,
     OPT_HEALTH_START_PERIOD,
+    OPT_CLEANUP_DELETES,
     OPT_HELP,
 };
 
@@ -204,6 +206,9 @@ static int parse_one(struct mon_opts *o, int c, const char *name, const char *ar
             r = ks_error_msg(err, "--health-retries: too large");
         o->health_retries = (unsigned)v;
         break;
+    case OPT_CLEANUP_DELETES:
+        o->cleanup_deletes = true;
+        break;
     default:
         r = ks_error_msg(err, "invalid option");
     }
@@ -234,6 +239,7 @@ static int parse_args(int argc, char **argv, struct mon_opts *o, struct ks_error
         {"health-timeout", required_argument, NULL, OPT_HEALTH_TIMEOUT},
         {"health-retries", required_argument, NULL, OPT_HEALTH_RETRIES},
         {"health-start-period", required_argument, NULL, OPT_HEALTH_START_PERIOD},
+        {"cleanup-deletes", no_argument, NULL, OPT_CLEANUP_DELETES},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -254,6 +260,8 @@ static int parse_args(int argc, char **argv, struct mon_opts *o, struct ks_error
     }
     if (optind < argc)
         o->cleanup_argv = argv + optind;
+    if (o->cleanup_deletes && (o->cleanup_argv == NULL || o->restart.kind != MON_RESTART_NO))
+        return ks_error_msg(err, "--cleanup-deletes needs a cleanup command and no restart policy");
     if (!o->id || !o->runtime || !o->runtime_root || !o->bundle || !o->state_dir || !o->run_dir)
         return ks_error_msg(err, "--id, --runtime, --runtime-root, --bundle, --state-dir and "
                                  "--run-dir are required");

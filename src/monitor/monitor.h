@@ -186,7 +186,8 @@ struct mon_opts {
     char **health_cmd; /* the command run in the container; NULL: no health check */
     int64_t health_interval, health_timeout, health_start_period; /* ns */
     unsigned health_retries;
-    char **cleanup_argv; /* borrowed from argv; NULL: none */
+    char **cleanup_argv;  /* borrowed from argv; NULL: none */
+    bool cleanup_deletes; /* the cleanup command deletes the runtime's state (kiste rm) */
 };
 
 enum mon_status {

@@ -202,6 +202,8 @@ static int monitor_argv(struct argv *a, const struct start_ctx *s, struct ks_err
     arg(a, s->merged);
     health_args(a, c);
     if (ks_json_bool(hc, "AutoRemove", false)) {
+        /* The rm deletes the runtime's state itself. */
+        arg(a, "--cleanup-deletes");
         arg(a, "--");
         arg(a, s->self_exe);
         arg(a, "--root");
