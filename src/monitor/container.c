@@ -242,6 +242,34 @@ static int console_receive(struct monitor *m, int console, struct ks_error **err
     return 0;
 }
 
+/* The cgroup mounts of /proc/self/mountinfo, one line each. Not the whole file: with a
+ * thousand containers it is ~600 KiB, and a buffer that large would stay in every monitor's heap
+ * as private memory for the container's life. Owned by the caller; NULL on failure. */
+static char *cgroup_mounts(void)
+{
+    _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (f == NULL)
+        return NULL;
+    char line[1024], *out = NULL;
+    size_t len = 0;
+    bool whole = true; /* line starts a line of the file */
+    while (fgets(line, sizeof(line), f)) {
+        bool starts = whole;
+        size_t n = strlen(line);
+        whole = n > 0 && line[n - 1] == '\n';
+        /* A line longer than the buffer is no cgroup mount of interest: skip its pieces. */
+        if (!starts || !whole || strstr(line, " - cgroup") == NULL)
+            continue;
+        char *grown = realloc(out, len + n + 1);
+        if (grown == NULL)
+            break;
+        out = grown;
+        memcpy(out + len, line, n + 1);
+        len += n;
+    }
+    return out;
+}
+
 /* The file that counts the OOM kills of the init's cgroup, opened now while the init lives
  * and names its cgroup in /proc: v2's memory.events where it exists (the memory controller is
  * on v2), else v1's memory.oom_control. */
@@ -250,8 +278,7 @@ static void oom_open(struct monitor *m)
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)m->init_pid);
     _cleanup_free_ char *cg = NULL, *mi = NULL;
-    if (ks_read_file(path, &cg, NULL, NULL) < 0 ||
-        ks_read_file("/proc/self/mountinfo", &mi, NULL, NULL) < 0)
+    if (ks_read_file(path, &cg, NULL, NULL) < 0 || (mi = cgroup_mounts()) == NULL)
         return;
     char v2[4096], v1[4096];
     mon_oom_files(cg, mi, v2, v1, sizeof(v2));
