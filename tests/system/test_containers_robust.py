@@ -247,22 +247,40 @@ def shared_libraries(binary):
     return sorted(set(re.findall(r"(/\S+)\s+\(0x", p.stdout)))
 
 
+# kiste loads these on first use (dlopen), so ldd does not name them.
+DLOPENED = ["libarchive.so.13"]
+
+
+def dlopened_libraries():
+    """The files of DLOPENED and the libraries they need, from the loader's cache."""
+    cache = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    out = set()
+    for name in DLOPENED:
+        m = re.search(rf"^\s*{re.escape(name)} \(libc6,x86-64\) => (\S+)$", cache, re.M)
+        if m:
+            out.add(m.group(1))
+            out.update(shared_libraries(m.group(1)))
+    return sorted(out)
+
+
 @pytest.fixture
 def nested_image(kiste, busybox_rootfs, busybox_tar, tmp_path):  # noqa: F811
-    """An image of busybox plus kiste's four binaries and the shared libraries they need, with
-    the busybox image's tar at /busybox.tar for the inner kiste to import."""
+    """An image of busybox plus kiste's four binaries and the shared libraries they need or load,
+    with the busybox image's tar at /busybox.tar for the inner kiste to import."""
     tree = tmp_path / "nested-rootfs"
     shutil.copytree(busybox_rootfs, tree, symlinks=True)
     (tree / ".complete").unlink()
     bindir = tree / "usr" / "local" / "bin"
     bindir.mkdir(parents=True)
+    libs = dlopened_libraries()
     for b in NESTED_BINARIES:
         shutil.copy2(b, bindir / b.name)
-        for lib in shared_libraries(b):
-            dest = tree / lib.lstrip("/")
-            if not dest.exists():
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(os.path.realpath(lib), dest)
+        libs += shared_libraries(b)
+    for lib in libs:
+        dest = tree / lib.lstrip("/")
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(os.path.realpath(lib), dest)
     shutil.copy2(busybox_tar, tree / "busybox.tar")
     out = tmp_path / "nested.tar"
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:

@@ -176,11 +176,16 @@ static const struct ks_dl_sym syms[] = {
 };
 
 static int load_result = -ENOENT;
+static char load_msg[512];
 
 static void load_once(void)
 {
     static const char *const sonames[] = {"libarchive.so.13", "libarchive.so", NULL};
-    load_result = ks_dl_load(sonames, "libarchive13", syms, sizeof(syms) / sizeof(syms[0]), NULL);
+    struct ks_error *err = NULL;
+    load_result = ks_dl_load(sonames, "libarchive13", syms, sizeof(syms) / sizeof(syms[0]), &err);
+    if (err)
+        snprintf(load_msg, sizeof(load_msg), "%s", err->msg);
+    ks_error_free(err);
 }
 
 static int load(void)
@@ -192,9 +197,11 @@ static int load(void)
     return load_result;
 }
 
-int ks_archive_preload(void)
+int ks_archive_require(struct ks_error **err)
 {
-    return load();
+    if (load() < 0)
+        return ks_error_set_plain(err, ENOENT, "%s", load_msg);
+    return 0;
 }
 
 time_t archive_entry_atime(struct archive_entry *a0)

@@ -2,6 +2,10 @@
  * the first archive_*_new() call opens it. */
 #pragma once
 
-/* Loads libarchive now: for code about to chroot or enter a container's mount namespace, where
- * the library's file is out of reach. 0, or -ENOENT when it cannot be loaded. */
-int ks_archive_preload(void);
+#include "error.h"
+
+/* Loads libarchive now, at the entry points of archive work: with the loader's message
+ * ("cannot load libarchive.so.13 (install the Debian package libarchive13): …") when it cannot,
+ * rather than the allocation failure a constructor would report; and before code that chroots
+ * or enters a container's mount namespace, where the library's file is out of reach. */
+int ks_archive_require(struct ks_error **err);

@@ -179,8 +179,8 @@ static int in_root(const char *root, int fd, bool out, const char *path, const c
         return ks_error_set(err, errno, "pipe");
     /* The child chroots before it makes its first archive: load the library while its file
      * can still be found. */
-    if (ks_archive_preload() < 0)
-        return ks_error_set_plain(err, ENOENT, "copy: cannot load libarchive");
+    if (ks_archive_require(err) < 0)
+        return -ENOENT;
     pid_t pid = fork();
     if (pid < 0) {
         close(ep[0]);

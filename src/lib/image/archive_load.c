@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/archive_shim.h"
 #include "../base/fs.h"
 #include "archive_internal.h"
 #include "layer.h"
@@ -348,6 +349,8 @@ static int read_members(struct ks_store *s, int fd, struct ks_archive_members *m
 int ks_archive_load(struct ks_store *s, int in_fd, struct ks_archive_loaded ***ret,
                     struct ks_error **err)
 {
+    if (ks_archive_require(err) < 0)
+        return -ENOENT;
     _cleanup_(members_release) struct ks_archive_members m = {0};
     int r = read_members(s, in_fd, &m, err);
     if (r >= 0)

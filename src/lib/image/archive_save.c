@@ -11,6 +11,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "../base/archive_shim.h"
 #include "../base/fs.h"
 #include "../base/hash.h"
 #include "../base/json.h"
@@ -551,6 +552,8 @@ int ks_archive_save(struct ks_store *s, const char *const *names, enum ks_archiv
 {
     if (names == NULL || names[0] == NULL)
         return ks_error_msg(err, "save: no image named");
+    if (ks_archive_require(err) < 0)
+        return -ENOENT;
     _cleanup_(save_release) struct save sv = {.s = s, .format = format};
     /* The layers' blobs must outlive the save: keep the collector out. */
     _cleanup_close_ int lock = ks_store_lock(s, LOCK_SH, err);

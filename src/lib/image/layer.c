@@ -24,6 +24,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "../base/archive_shim.h"
 #include "../base/hash.h"
 #include "../base/cleanup.h"
 #include "../base/fs.h"
@@ -856,6 +857,8 @@ static int open_raw(struct apply *ap, bool *ret_empty, struct ks_error **err)
 int ks_layer_apply(int fd, int dest_dirfd, const struct ks_layer_apply_opts *o,
                    struct ks_layer_result *ret, struct ks_error **err)
 {
+    if (ks_archive_require(err) < 0)
+        return -ENOENT;
     static const struct ks_layer_apply_opts defaults = {0};
     _cleanup_(apply_release) struct apply ap = {
         .fd = fd,

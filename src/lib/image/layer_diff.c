@@ -18,6 +18,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "../base/archive_shim.h"
 #include "../base/hash.h"
 #include "../base/cleanup.h"
 #include "../base/fs.h"
@@ -401,6 +402,8 @@ static int open_writers(struct diff *d, struct ks_error **err)
 int ks_layer_diff(int upper_dirfd, int out_fd, const struct ks_layer_diff_opts *o,
                   char **ret_diff_id, struct ks_error **err)
 {
+    if (ks_archive_require(err) < 0)
+        return -ENOENT;
     static const struct ks_layer_diff_opts defaults = {0};
     _cleanup_(diff_release) struct diff d = {
         .o = o ? o : &defaults,
