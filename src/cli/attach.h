@@ -13,6 +13,10 @@
 #define KS_ATTACH_DETACHED (-1000) /* the user typed the detach keys */
 #define KS_ATTACH_CLOSED   (-1001) /* the connection closed without an exit message */
 
+/* Client message kind: we remove the container after its exit (the monitor then skips its
+ * cleanup command, when that is the container's rm). */
+#define KS_ATTACH_MSG_TAKEOVER 3
+
 struct ks_attach_opts {
     bool tty;                /* the container has a terminal: raw mode, resizes */
     bool stdin_open;         /* forward our stdin (-i) */

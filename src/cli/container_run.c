@@ -122,25 +122,32 @@ static int monitor_pidfd(struct ks_engine *e, const char *id)
     return fd < 0 ? -EBADF : fd;
 }
 
-/* Waits until the monitor's `rm` has removed the container (--rm in the foreground), removing
- * it ourselves if that does not happen. Waits on the monitor's exit when it can, and looks
- * every 20 ms otherwise. */
+/* Removes the container of a foreground run --rm once its monitor is gone. We asked the
+ * monitor to leave the removal to us (MON_MSG_TAKEOVER): that saves starting kiste once more.
+ * Had it not seen the request, the monitor turned into the container's `rm` (same pid) and the
+ * container is gone when it is. Without a pidfd, looks every 20 ms, and removes it anyway after
+ * RM_WAIT_MS. */
 static void wait_removed(struct ks_engine *e, const char *id, int pidfd)
 {
-    for (int i = 0; i < RM_WAIT_MS / 20; i++) {
-        _cleanup_db_container_ struct ks_db_container *c = NULL;
-        if (ks_db_container_get(ks_store_db(e->store), id, &c, NULL) == -ENOENT)
-            return;
+    if (pidfd >= 0) {
         struct pollfd p = {.fd = pidfd, .events = POLLIN};
-        if (pidfd >= 0 && poll(&p, 1, 20) > 0)
-            pidfd = -EBADF; /* gone: one more look, then plain polling */
-        else if (pidfd < 0)
+        while (poll(&p, 1, RM_WAIT_MS) < 0 && errno == EINTR)
+            ;
+    } else {
+        for (int i = 0; i < RM_WAIT_MS / 20; i++) {
+            _cleanup_db_container_ struct ks_db_container *c = NULL;
+            if (ks_db_container_get(ks_store_db(e->store), id, &c, NULL) == -ENOENT)
+                return;
             sleep_ms(20);
+        }
     }
-    ks_engine_remove(e, id, true, NULL);
+    struct ks_error *err = NULL;
+    if (ks_engine_remove(e, id, true, &err) < 0 && err && err->errnum != ENOENT)
+        fprintf(stderr, "Error: remove container %s: %s\n", id, err->msg);
+    ks_error_free(err);
 }
 
-/* A foreground session on fd; the container's exit code (or 0 when detached). */
+/* A foreground session on fd; the container's exit code, or KS_ATTACH_DETACHED. */
 static int session(struct ks_engine *e, const char *id, int fd, json_object *config,
                    bool stdin_open, const char *detach_keys, bool sig_proxy, pid_t pid)
 {
@@ -155,7 +162,7 @@ static int session(struct ks_engine *e, const char *id, int fd, json_object *con
     struct ks_error *err = NULL;
     int code = ks_cli_attach_session(fd, &ao, &err);
     if (code == KS_ATTACH_DETACHED)
-        return 0;
+        return code;
     if (code < 0) {
         ks_error_free(err);
         err = NULL;
@@ -167,12 +174,21 @@ static int session(struct ks_engine *e, const char *id, int fd, json_object *con
 }
 
 /* Starts id with a fresh attach pair, the container's end given to the monitor. Returns our end
- * (owned by the caller), the main pid in *pid. */
-static int start_paired(struct ks_engine *e, const char *id, pid_t *pid, struct ks_error **err)
+ * (owned by the caller), the main pid in *pid. With takeover, the monitor is told first that we
+ * remove the container after its exit. */
+static int start_paired(struct ks_engine *e, const char *id, bool takeover, pid_t *pid,
+                        struct ks_error **err)
 {
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
         return ks_error_set(err, errno, "socketpair");
+    /* Queued before the monitor exists: it is the first message the monitor reads. */
+    if (takeover && send(pair[0], (char[]){KS_ATTACH_MSG_TAKEOVER}, 1, MSG_NOSIGNAL) < 0) {
+        int r = ks_error_set(err, errno, "attach");
+        close(pair[0]);
+        close(pair[1]);
+        return r;
+    }
     struct ks_container_start_opts so = {.attach_fd = pair[1]};
     int r = ks_engine_start(e, id, &so, pid, err);
     close(pair[1]);
@@ -187,7 +203,7 @@ static int run_foreground(struct ks_engine *e, const char *id, struct ks_run_opt
 {
     struct ks_error *err = NULL;
     pid_t pid = 0;
-    int fd = start_paired(e, id, &pid, &err);
+    int fd = start_paired(e, id, o->rm, &pid, &err);
     if (fd < 0) {
         int status = ks_cli_start_status(err);
         if (o->rm)
@@ -197,6 +213,9 @@ static int run_foreground(struct ks_engine *e, const char *id, struct ks_run_opt
     _cleanup_close_ int pidfd = o->rm ? monitor_pidfd(e, id) : -EBADF;
     int code = session(e, id, fd, o->config, o->interactive, o->detach_keys, o->sig_proxy, pid);
     close(fd);
+    /* Detached, the container runs on; its monitor removes it when it exits. */
+    if (code == KS_ATTACH_DETACHED)
+        return 0;
     if (o->rm)
         wait_removed(e, id, pidfd);
     return code;
@@ -268,13 +287,13 @@ static int start_attached(struct ks_engine *e, const struct ks_db_container *c, 
         if (fd < 0)
             return ks_cli_fail(err, 1);
     } else {
-        fd = start_paired(e, c->id, &pid, &err);
+        fd = start_paired(e, c->id, false, &pid, &err);
         if (fd < 0)
             return ks_cli_fail(err, ks_cli_start_status(err));
     }
     int code = session(e, c->id, fd, config, interactive, keys, true, pid);
     close(fd);
-    return code;
+    return code == KS_ATTACH_DETACHED ? 0 : code;
 }
 
 static int do_start(struct ks_engine *e, const char *id, void *userdata, struct ks_error **err)
@@ -373,7 +392,7 @@ int ks_cli_attach(int argc, char **argv)
     bool open_stdin = ks_json_bool(ks_json_get(config, "Config"), "OpenStdin", false);
     int code = session(e, ct->id, fd, config, open_stdin && !no_stdin, keys, proxy, st.pid);
     close(fd);
-    return code;
+    return code == KS_ATTACH_DETACHED ? 0 : code;
 }
 
 static int do_restart(struct ks_engine *e, const char *id, void *userdata, struct ks_error **err)

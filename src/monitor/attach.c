@@ -103,6 +103,13 @@ void mon_attach_exit(struct monitor *m)
     char code[16];
     int n = snprintf(code, sizeof(code), "%d", m->exit_code);
     for (size_t i = 0; i < m->n_clients; i++) {
+        /* A takeover sent before the monitor started may not have been read yet when the
+         * container exits at once; what else a client sent no longer matters. */
+        char buf[64];
+        ssize_t r;
+        while ((r = recv(m->clients[i].fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+            if (buf[0] == MON_MSG_TAKEOVER)
+                m->clients[i].takeover = true;
         /* The exit message matters more than output: wait a little for room for it. */
         struct timeval tv = {.tv_sec = 2};
         fcntl(m->clients[i].fd, F_SETFL, 0);
@@ -110,8 +117,11 @@ void mon_attach_exit(struct monitor *m)
         struct iovec iov[2] = {{.iov_base = &(char){MON_MSG_EXIT}, .iov_len = 1},
                                {.iov_base = code, .iov_len = (size_t)n}};
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
-        while (sendmsg(m->clients[i].fd, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
+        ssize_t sent;
+        while ((sent = sendmsg(m->clients[i].fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
             ;
+        if (sent > 0 && m->clients[i].takeover && m->o.cleanup_deletes)
+            m->cleanup_taken = true;
         close(m->clients[i].fd);
     }
     m->n_clients = 0;
@@ -212,6 +222,9 @@ bool mon_attach_client_read(struct monitor *m, size_t i)
         break;
     case MON_MSG_RESIZE:
         resize(m, buf + 1, (size_t)n - 1);
+        break;
+    case MON_MSG_TAKEOVER:
+        m->clients[i].takeover = true;
         break;
     default:
         break;

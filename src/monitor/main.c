@@ -410,7 +410,7 @@ static int setup(struct monitor *m, struct ks_error **err)
 
 static void exec_cleanup(struct monitor *m)
 {
-    if (m->o.cleanup_argv == NULL)
+    if (m->o.cleanup_argv == NULL || m->cleanup_taken)
         exit(0);
     if (chdir("/") < 0)
         exit(1);

@@ -172,6 +172,9 @@ enum {
     MON_MSG_STDIN = 0,
     MON_MSG_STDIN_CLOSE = 1,
     MON_MSG_RESIZE = 2,
+    /* The client removes the container after its exit (a foreground run --rm): when it is still
+     * attached at the exit, the monitor does not run its cleanup command. */
+    MON_MSG_TAKEOVER = 3,
 };
 
 struct mon_opts {
@@ -200,6 +203,7 @@ enum mon_status {
 struct mon_client {
     int fd;
     bool stdin_client; /* sent stdin (or is the caller's --attach-fd): --stdin-once applies */
+    bool takeover;     /* sent MON_MSG_TAKEOVER */
 };
 
 struct monitor {
@@ -233,6 +237,7 @@ struct monitor {
     int listen_fd;
     size_t n_clients;
     struct mon_client clients[MON_MAX_CLIENTS];
+    bool cleanup_taken; /* a takeover client got the exit message: no cleanup command */
 
     struct mon_logfile log; /* fd < 0: no log */
 
