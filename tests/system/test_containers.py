@@ -456,6 +456,28 @@ def test_tty_prompt_echo_and_detach(kiste):
     assert kiste.state("tty")["ExitCode"] == 9
 
 
+def test_rm_tty_detach_keeps_running_and_removes_on_exit(kiste):
+    """run --rm -ti: a detach returns at once and leaves the container running; when it exits
+    later, its monitor removes it."""
+    pid, fd = _pty_run(kiste.argv("run", "--rm", "-ti", "--name", "rmtty", "busybox", "sh"))
+    try:
+        assert b"/ # " in _read_until(fd, b"/ # ")
+        t0 = time.monotonic()
+        os.write(fd, b"\x10\x11")  # ctrl-p ctrl-q
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.WEXITSTATUS(status) == 0 and time.monotonic() - t0 < 10
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    assert kiste.state("rmtty")["Status"] == "running"
+    kiste("stop", "-t", "1", "rmtty")
+    assert wait_for(lambda: "rmtty" not in kiste("ps", "-a", "--format", "{{.Names}}").stdout,
+                    timeout=10)
+
+
 def test_interactive_stdin_pipe(kiste):
     p = kiste("run", "-i", "--rm", "busybox", "sh", "-c", "tr a-z A-Z", input="hello\n")
     assert p.returncode == 0 and p.stdout == "HELLO\n"
