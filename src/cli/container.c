@@ -24,6 +24,7 @@
 #include "lib/image/store.h"
 #include "lib/oci/caps.h"
 #include "lib/oci/container.h"
+#include "lib/volume/volume.h"
 #include "logs.h"
 
 /* --- stop, kill, pause, unpause, wait, rm --- */
@@ -188,9 +189,22 @@ int ks_cli_wait(int argc, char **argv)
     return ks_cli_for_each(argc, argv, optind, do_wait, (void *)cond, false);
 }
 
+struct rm_opts {
+    bool force, volumes;
+};
+
+/* With -v, the container's anonymous volumes go after it (named ones stay, as Docker's). */
 static int do_rm(struct ks_engine *e, const char *id, void *userdata, struct ks_error **err)
 {
-    return ks_engine_remove(e, id, *(bool *)userdata, err);
+    const struct rm_opts *o = userdata;
+    _cleanup_db_container_ struct ks_db_container *c = NULL;
+    int r = o->volumes ? ks_engine_lookup(e, id, &c, NULL, err) : 0;
+    if (r < 0)
+        return r;
+    r = ks_engine_remove(e, id, o->force, err);
+    if (r < 0 || c == NULL)
+        return r;
+    return ks_engine_volumes_remove_anonymous(e, c->config, err);
 }
 
 int ks_cli_rm(int argc, char **argv)
@@ -206,8 +220,10 @@ int ks_cli_rm(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "+fvl", opts, NULL)) != -1) {
         if (c == 'f')
-            force = true;
-        else if (c != 'v' && c != 'l')
+            o.force = true;
+        else if (c == 'v')
+            o.volumes = true;
+        else if (c != 'l')
             return 1;
     }
     if (ks_cli_nargs("rm", argc - optind, 1, -1, true))

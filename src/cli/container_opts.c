@@ -12,6 +12,9 @@
 #include "container.h"
 #include "lib/base/fs.h"
 #include "lib/base/json.h"
+#include "lib/net/dns.h"
+#include "lib/net/net.h"
+#include "lib/volume/volume.h"
 
 enum {
     OPT_RM = 1000,
@@ -52,7 +55,19 @@ enum {
     OPT_NETWORK,
     OPT_SHM_SIZE,
     OPT_DOMAINNAME,
+    OPT_DNS,
+    OPT_DNS_SEARCH,
+    OPT_DNS_OPTION,
+    OPT_ADD_HOST,
+    OPT_LINK,
     OPT_GROUP_ADD,
+    OPT_MOUNT,
+    OPT_VOLUMES_FROM,
+    OPT_EXPOSE,
+    OPT_IP,
+    OPT_IP6,
+    OPT_MAC_ADDRESS,
+    OPT_NETWORK_ALIAS,
     OPT_HELP,
 };
 
@@ -106,7 +121,24 @@ static const struct option run_options[] = {
     {"platform", required_argument, NULL, OPT_PLATFORM},
     {"network", required_argument, NULL, OPT_NETWORK},
     {"net", required_argument, NULL, OPT_NETWORK},
+    {"dns", required_argument, NULL, OPT_DNS},
+    {"dns-search", required_argument, NULL, OPT_DNS_SEARCH},
+    {"dns-option", required_argument, NULL, OPT_DNS_OPTION},
+    {"dns-opt", required_argument, NULL, OPT_DNS_OPTION},
+    {"add-host", required_argument, NULL, OPT_ADD_HOST},
+    {"link", required_argument, NULL, OPT_LINK},
     {"shm-size", required_argument, NULL, OPT_SHM_SIZE},
+    {"volume", required_argument, NULL, 'v'},
+    {"mount", required_argument, NULL, OPT_MOUNT},
+    {"volumes-from", required_argument, NULL, OPT_VOLUMES_FROM},
+    {"publish", required_argument, NULL, 'p'},
+    {"publish-all", no_argument, NULL, 'P'},
+    {"expose", required_argument, NULL, OPT_EXPOSE},
+    {"ip", required_argument, NULL, OPT_IP},
+    {"ip6", required_argument, NULL, OPT_IP6},
+    {"mac-address", required_argument, NULL, OPT_MAC_ADDRESS},
+    {"network-alias", required_argument, NULL, OPT_NETWORK_ALIAS},
+    {"net-alias", required_argument, NULL, OPT_NETWORK_ALIAS},
     {"help", no_argument, NULL, OPT_HELP},
     {0},
 };
@@ -388,6 +420,35 @@ static int add_tmpfs(const char *cmd, json_object *hc, const char *v)
     return 0;
 }
 
+/* -v: checked here as the daemon would, stored as Docker's client does (an anonymous volume
+ * without a mode in Config.Volumes, the rest in HostConfig.Binds). */
+static int add_volume(const char *cmd, json_object *c, json_object *hc, const char *v)
+{
+    struct ks_mount_spec s;
+    _cleanup_error_ struct ks_error *e = NULL;
+    if (ks_mount_spec_parse_volume(v, &s, &e) < 0)
+        return bad(cmd, "%s", e->msg);
+    bool anon = s.source == NULL && *s.mode == '\0';
+    if (anon)
+        json_object_object_add(obj_child(c, "Volumes", json_type_object), s.target,
+                               json_object_new_object());
+    else
+        push(hc, "Binds", v);
+    ks_mount_spec_clear(&s);
+    return 0;
+}
+
+static int add_mount(const char *cmd, json_object *hc, const char *v)
+{
+    struct ks_mount_spec s;
+    _cleanup_error_ struct ks_error *e = NULL;
+    if (ks_mount_spec_parse_mount(v, &s, &e) < 0)
+        return bad(cmd, "invalid argument for \"--mount\" flag: %s", e->msg);
+    json_object_array_add(obj_child(hc, "Mounts", json_type_array), ks_mount_spec_to_json(&s));
+    ks_mount_spec_clear(&s);
+    return 0;
+}
+
 static int check_platform(const char *cmd, const char *v)
 {
     struct utsname u;
@@ -578,6 +639,13 @@ static int apply_host(const char *cmd, int opt, const char *v, struct ks_run_opt
         return add_security_opt(cmd, hc, v);
     case OPT_TMPFS:
         return add_tmpfs(cmd, hc, v);
+    case 'v':
+        return add_volume(cmd, c, hc, v);
+    case OPT_MOUNT:
+        return add_mount(cmd, hc, v);
+    case OPT_VOLUMES_FROM:
+        push(hc, "VolumesFrom", v);
+        break;
     case 'm':
         return set_size(cmd, hc, "Memory", v);
     case OPT_MEMORY_SWAP:
@@ -690,7 +758,9 @@ static void usage(const char *cmd)
            "  --read-only --security-opt --tmpfs -m --memory-swap --memory-reservation --cpus -c\n"
            "  --cpuset-cpus --pids-limit --ulimit --device --oom-score-adj --init --health-*\n"
            "  --no-healthcheck --stop-signal --stop-timeout --pull --sig-proxy --detach-keys\n"
-           "  --platform --network --shm-size\n",
+           "  --platform --network --shm-size -v --mount --volumes-from\n"
+           "  --dns --dns-search --dns-option --add-host --link\n"
+           "  -p -P --expose --ip --ip6 --mac-address --network-alias\n",
            cmd);
 }
 

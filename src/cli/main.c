@@ -105,13 +105,23 @@ static const struct {
     {"export", ks_cli_export, "export a container's file system as a tar archive"},
     {"cp", ks_cli_cp, "copy files between a container and the host"},
     {"commit", ks_cli_commit, "create a new image from a container's changes"},
+    {"build", ks_cli_build, "build an image from a Dockerfile"},
+    {"dockerfile", ks_cli_dockerfile, "parse and check a Dockerfile (parse, check)"},
     {"container", ks_cli_container, "manage containers"},
+    {"network", ks_cli_network, "manage networks (create, ls, inspect, rm, prune, connect)"},
+    {"volume", ks_cli_volume, "manage volumes (create, ls, inspect, rm, prune)"},
+    {"registry", ks_cli_registry, "run a registry server (serve, garbage-collect)"},
+    {"pull", ks_cli_pull, "download an image from a registry"},
+    {"push", ks_cli_push, "upload an image to a registry"},
+    {"login", ks_cli_login, "log in to a registry"},
+    {"logout", ks_cli_logout, "log out from a registry"},
+    {"search", ks_cli_search, "search registries for images"},
 };
 
 /* Docker's commands that the engine will provide; named so the message is precise. */
 static const char *const planned[] = {
-    "pull",  "push",    "login",  "logout",  "search",
-    "build", "network", "volume", "builder", "registry",
+    "build",
+    "builder",
 };
 
 static void usage(FILE *f)

@@ -13,6 +13,8 @@
 #include "lib/base/clock.h"
 #include "lib/base/json.h"
 #include "lib/image/store.h"
+#include "lib/net/net.h"
+#include "lib/volume/volume.h"
 
 #define DEFAULT_FORMAT                                                                             \
     "table "                                                                                       \
@@ -303,6 +305,8 @@ static bool key_match(const struct ps_opts *o, const char *key, const struct ps_
             m = strcmp(ks_engine_status_name(it->st.status), v) == 0;
         else if (strcmp(key, "exited") == 0)
             m = it->st.status == KS_CONTAINER_EXITED && it->st.exit_code == atoi(v);
+        else if (strcmp(key, "volume") == 0)
+            m = ks_engine_volumes_match(it->config, v);
         else if (strcmp(key, "health") == 0) {
             const char *h = it->st.health ? ks_json_str(it->st.health, "Status") : NULL;
             m = strcmp(h ? h : "none", v) == 0;
@@ -315,7 +319,8 @@ static bool key_match(const struct ps_opts *o, const char *key, const struct ps_
 
 static bool matches(const struct ps_opts *o, const struct ps_item *it)
 {
-    static const char *const keys[] = {"id", "name", "label", "status", "exited", "health"};
+    static const char *const keys[] = {"id",     "name",   "label", "status",
+                                       "exited", "health", "volume"};
     for (size_t i = 0; i < KS_ELEMENTSOF(keys); i++) {
         if (!key_match(o, keys[i], it))
             return false;
@@ -371,7 +376,7 @@ static int parse_filters(struct ks_engine *e, struct ps_opts *o)
                 return 1;
             }
         } else if (strcmp(k, "id") != 0 && strcmp(k, "name") != 0 && strcmp(k, "label") != 0 &&
-                   strcmp(k, "exited") != 0) {
+                   strcmp(k, "exited") != 0 && strcmp(k, "volume") != 0) {
             fprintf(stderr, "Error: invalid filter '%s'\n", k);
             return 1;
         }
@@ -468,7 +473,8 @@ int ks_cli_ps(int argc, char **argv)
         r = parse_filters(e, &o);
     struct ps_list l = {.e = e};
     for (size_t i = 0; i < o.n_filters; i++)
-        l.need_config |= strcmp(o.filters[i].key, "label") == 0;
+        l.need_config |=
+            strcmp(o.filters[i].key, "label") == 0 || strcmp(o.filters[i].key, "volume") == 0;
     if (r == 0 && ks_db_containers_list(ks_store_db(e->store), collect, &l, &err) < 0)
         r = ks_cli_fail(err, 1);
     if (r != 0) {

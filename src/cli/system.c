@@ -151,6 +151,24 @@ static int df_print(const struct df_row *rows, size_t n, const char *format)
     return 0;
 }
 
+/* -v: Docker's "Local Volumes space usage" table after the summary. */
+static void df_print_volumes(json_object *volumes)
+{
+    struct ks_table t = {0};
+    ks_table_add_line(&t, "VOLUME NAME\tLINKS\tSIZE");
+    for (size_t i = 0; i < json_object_array_length(volumes); i++) {
+        json_object *v = json_object_array_get_idx(volumes, i);
+        char size[32], line[512];
+        ks_fmt_size(ks_json_int(v, "Size", 0), size, sizeof(size));
+        snprintf(line, sizeof(line), "%s\t%lld\t%s", ks_json_str(v, "Name"),
+                 (long long)ks_json_int(v, "Links", 0), size);
+        ks_table_add_line(&t, line);
+    }
+    printf("\nLocal Volumes space usage:\n\n");
+    ks_table_print(stdout, &t);
+    ks_table_free(&t);
+}
+
 static int system_df(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -192,9 +210,16 @@ static int system_df(int argc, char **argv)
     };
     struct ks_db *db = ks_store_db(engine->store);
     struct df_containers dc = {engine, &rows[1]};
-    if (df_images(db, &rows[0], &e) < 0 || ks_db_containers_list(db, df_container_cb, &dc, &e) < 0)
+    _cleanup_json_ json_object *volumes = NULL;
+    if (df_images(db, &rows[0], &e) < 0 ||
+        ks_db_containers_list(db, df_container_cb, &dc, &e) < 0 ||
+        ks_cli_volume_usage(engine, &rows[2].total, &rows[2].active, &rows[2].size,
+                            &rows[2].reclaimable, &volumes, &e) < 0)
         return ks_cli_fail(e, 125);
-    return df_print(rows, KS_ELEMENTSOF(rows), format);
+    int rc = df_print(rows, KS_ELEMENTSOF(rows), format);
+    if (rc == 0 && verbose && format == NULL)
+        df_print_volumes(volumes);
+    return rc;
 }
 
 static const struct {

@@ -89,6 +89,24 @@ static void merge_labels(json_object *c, json_object *ic)
     json_object_object_add(c, "Labels", labels);
 }
 
+/* The image's VOLUME entries join the container's own (-v /path), as Docker merges them. */
+static void merge_volumes(json_object *c, json_object *ic)
+{
+    json_object *iv = ks_json_get_type(ic, "Volumes", json_type_object);
+    if (iv == NULL)
+        return;
+    json_object *uv = ks_json_get_type(c, "Volumes", json_type_object);
+    if (uv == NULL) {
+        set_copy(c, "Volumes", iv);
+        return;
+    }
+    json_object_object_foreach(iv, path, v)
+    {
+        if (ks_json_get(uv, path) == NULL)
+            json_object_object_add(uv, path, json_object_get(v));
+    }
+}
+
 static void merge_command(json_object *c, json_object *ic)
 {
     json_object *ep = ks_json_get(c, "Entrypoint");
@@ -138,8 +156,7 @@ int ks_container_config_merge(json_object *config, json_object *image_config, co
         set_copy(c, "Healthcheck", ks_json_get(ic, "Healthcheck"));
     if (ks_json_get(c, "ExposedPorts") == NULL && ks_json_get(ic, "ExposedPorts"))
         set_copy(c, "ExposedPorts", ks_json_get(ic, "ExposedPorts"));
-    if (ks_json_get(c, "Volumes") == NULL && ks_json_get(ic, "Volumes"))
-        set_copy(c, "Volumes", ks_json_get(ic, "Volumes"));
+    merge_volumes(c, ic);
     merge_labels(c, ic);
     if (empty_str(c, "Hostname")) {
         char h[13];

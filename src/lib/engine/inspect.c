@@ -9,6 +9,8 @@
 
 #include "../base/fs.h"
 #include "../base/json.h"
+#include "../volume/volume.h"
+#include "../net/net.h"
 #include "container.h"
 
 static void rfc3339_ns(int64_t ns, char *buf, size_t len)
@@ -140,11 +142,12 @@ int ks_engine_inspect_json(struct ks_engine *e, const struct ks_db_container *c,
     json_object_object_add(o, "ExecIDs", NULL);
     json_object_object_add(o, "HostConfig", json_object_get(ks_json_get(config, "HostConfig")));
     json_object_object_add(o, "GraphDriver", graph_driver(e, c->snapshot));
-    json_object_object_add(o, "Mounts", json_object_new_array());
+    json_object_object_add(o, "Mounts", ks_engine_volumes_inspect(config));
     json_object_object_add(o, "Config", json_object_get(cfg));
-    json_object *ns = json_object_new_object();
-    json_object_object_add(ns, "Ports", json_object_new_object());
-    json_object_object_add(ns, "Networks", json_object_new_object());
+    json_object *ns = NULL;
+    bool live = st.status == KS_CONTAINER_RUNNING || st.status == KS_CONTAINER_PAUSED;
+    if (ks_net_settings_json(e, c->id, config, live, &ns, NULL) < 0)
+        ns = json_object_new_object();
     json_object_object_add(o, "NetworkSettings", ns);
     ks_engine_state_clear(&st);
     *ret = TAKE_PTR(o);

@@ -20,7 +20,9 @@
 #include "../base/log.h"
 #include "../image/snapshot.h"
 #include "../image/store.h"
+#include "../net/net.h"
 #include "../oci/container.h"
+#include "../volume/volume.h"
 #include "container.h"
 
 #define NAME_RETRIES   10
@@ -269,6 +271,11 @@ int ks_engine_create(struct ks_engine *e, const struct ks_container_create_opts 
         return r;
     if (!has_command(o->config))
         return ks_error_msg(err, "No command specified");
+    /* Held until the container is recorded: no volume it uses can be removed meanwhile. */
+    _cleanup_close_ int volumes_lock = -EBADF;
+    r = ks_engine_volumes_resolve(e, o->config, &volumes_lock, err);
+    if (r < 0)
+        return r;
 
     struct ks_db_container c = {
         .id = id,
@@ -298,6 +305,8 @@ int ks_engine_create(struct ks_engine *e, const struct ks_container_create_opts 
     if (r < 0) {
         ks_snapshot_container_remove(overlay, snap, NULL);
         ks_rm_rf_at(AT_FDCWD, dir, NULL);
+        close(TAKE_FD(volumes_lock));
+        ks_engine_volumes_remove_anonymous(e, c.config, NULL);
         return r;
     }
     *ret_id = strdup(id);
@@ -791,7 +800,14 @@ int ks_engine_stop(struct ks_engine *e, const char *id, int timeout, struct ks_e
         return r;
     if (timeout < 0)
         timeout = (int)ks_json_int(ks_json_get(config, "Config"), "StopTimeout", 10);
-    return stop_with(e, c->id, stop_signal(config), timeout, err);
+    r = stop_with(e, c->id, stop_signal(config), timeout, err);
+    if (r >= 0)
+        ks_engine_volumes_release(e, c->id);
+    /* At once rather than when the monitor's cleanup gets to it: a stopped container's
+     * address and ports are free when stop returns. */
+    if (r >= 0)
+        r = ks_net_release(e, c->id, err);
+    return r;
 }
 
 int ks_engine_pause(struct ks_engine *e, const char *id, bool pause, struct ks_error **err)
@@ -886,5 +902,14 @@ int ks_engine_remove(struct ks_engine *e, const char *id, bool force, struct ks_
         r = ks_rm_rf_at(AT_FDCWD, dir, err);
     if (r < 0)
         return ks_error_wrap(err, "remove container %s", c->id);
-    return ks_db_container_delete(ks_store_db(e->store), c->id, err);
+    r = ks_db_container_delete(ks_store_db(e->store), c->id, err);
+    if (r < 0)
+        return r;
+    ks_engine_volumes_release(e, c->id);
+    /* As Docker: a --rm container takes its anonymous volumes with it. */
+    _cleanup_json_ json_object *config = NULL;
+    if (ks_json_parse(c->config, strlen(c->config), &config, NULL) >= 0 &&
+        ks_json_bool(ks_json_get(config, "HostConfig"), "AutoRemove", false))
+        ks_engine_volumes_remove_anonymous(e, c->config, NULL);
+    return 0;
 }

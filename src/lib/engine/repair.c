@@ -15,7 +15,9 @@
 #include "../base/log.h"
 #include "../image/snapshot.h"
 #include "../image/store.h"
+#include "../net/net.h"
 #include "../oci/container.h"
+#include "../volume/volume.h"
 #include "container.h"
 
 /* How long a command waits for a monitor still at work on the container: 5 s. */
@@ -120,6 +122,10 @@ int ks_engine_repair(struct ks_engine *e, const char *id, const struct ks_contai
     if (r < 0)
         return ks_error_wrap(err, "repair container %s", id);
     r = record_exited(e, id, st, err);
+    if (r < 0)
+        return ks_error_wrap(err, "repair container %s", id);
+    ks_engine_volumes_release(e, id);
+    r = ks_net_release_locked(e, id, err);
     if (r < 0)
         return ks_error_wrap(err, "repair container %s", id);
     return 0;

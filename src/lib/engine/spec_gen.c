@@ -12,8 +12,10 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include "../base/fs.h"
 #include "../base/json.h"
 #include "../oci/caps.h"
+#include "../volume/volume.h"
 #include "container.h"
 #include "seccomp_profile.h"
 
@@ -625,6 +627,9 @@ int ks_container_spec_generate(json_object *config, const struct ks_spec_gen_opt
 
     json_object *linux_ = json_object_new_object();
     json_object_object_add(spec, "linux", linux_);
+    r = ks_engine_volumes_spec(spec, config, err);
+    if (r < 0)
+        return r;
     json_object_object_add(linux_, "namespaces", namespaces(o));
     json_object *res = resources(linux_, hc);
     r = add_devices(linux_, res, hc, err);

@@ -16,6 +16,8 @@
 #include "../base/fs.h"
 #include "../base/json.h"
 #include "../image/snapshot.h"
+#include "../net/net.h"
+#include "../volume/volume.h"
 #include "container.h"
 
 #define SYNC_TIMEOUT_MS 60000
@@ -346,9 +348,23 @@ static int prepare(struct start_ctx *s, const struct ks_db_container *c, char **
         }
         close(wfd);
     }
-    r = ks_engine_netns_setup(s->e, c->id, &netns, err);
+    r = ks_engine_volumes_prepare(s->e, c->id, s->config, rootfd, err);
     if (r < 0)
         goto fail;
+    struct ks_net_attach_result net = {0};
+    r = ks_net_attach(s->e, c->id, s->config, &net, &eps, &n_eps, err);
+    if (r < 0)
+        goto fail;
+    netns = TAKE_PTR(net.netns_path);
+    r = ks_engine_etc_files_write(s->e, c->id, s->config, eps, n_eps, err);
+    if (r >= 0)
+        r = ks_engine_etc_files_dir(s->e, c->id, s->config, &etc, err);
+    if (r < 0)
+        goto fail;
+    /* On a user-defined network names resolve through the monitor's embedded resolver. */
+    for (size_t i = 0; netns && i < n_eps; i++)
+        if (eps[i].user_defined)
+            snprintf(s->dns_netns, sizeof(s->dns_netns), "%s", netns);
     struct ks_spec_gen_opts go = {
         .id = c->id,
         .rootfs = merged,
