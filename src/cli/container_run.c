@@ -19,6 +19,7 @@
 #include "lib/base/fs.h"
 #include "lib/base/json.h"
 #include "lib/image/store.h"
+#include "pull.h"
 
 #define RM_WAIT_MS 30000
 
@@ -28,18 +29,15 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* The image must be here: pulling from a registry is not there yet. */
+/* The image must be here: pulled when it is missing (or always, with --pull always), its
+ * progress on stderr as Docker shows it for run and create. */
 static int ensure_image(struct ks_engine *e, const struct ks_run_opts *o)
 {
     _cleanup_free_ char *id = NULL;
     struct ks_error *err = NULL;
     /* always asks the registry even for an image that is here: never silently the local one. */
-    if (o->pull && strcmp(o->pull, "always") == 0) {
-        fprintf(stderr,
-                "Error: pull %s: pulling from a registry is not available in this version yet\n",
-                o->image);
-        return 125;
-    }
+    if (o->pull && strcmp(o->pull, "always") == 0)
+        return ks_cli_pull_image(o->image, o->platform, false, stderr) == 0 ? 0 : 125;
     if (ks_store_lookup(e->store, o->image, &id, &err) == 0)
         return 0;
     if (err->errnum != ENOENT)
@@ -50,11 +48,7 @@ static int ensure_image(struct ks_engine *e, const struct ks_run_opts *o)
         return 125;
     }
     fprintf(stderr, "Unable to find image '%s' locally\n", o->image);
-    fprintf(stderr,
-            "Error: pull %s: pulling from a registry is not available in this version "
-            "yet\n",
-            o->image);
-    return 125;
+    return ks_cli_pull_image(o->image, o->platform, false, stderr) == 0 ? 0 : 125;
 }
 
 static int create_container(struct ks_engine *e, struct ks_run_opts *o, char **ret_id)

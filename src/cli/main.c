@@ -8,8 +8,12 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "build.h"
 #include "container.h"
 #include "image.h"
+#include "network.h"
+#include "pull.h"
+#include "registry.h"
 #include "system.h"
 #include "ks-config.h"
 #include "lib/base/json.h"

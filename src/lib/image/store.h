@@ -203,3 +203,19 @@ struct ks_store_image_spec {
  * nothing is recorded. *ret_id ("sha256:<hex>") is owned by the caller; may be NULL. */
 int ks_store_image_add(struct ks_store *s, const struct ks_store_image_spec *spec, char **ret_id,
                        struct ks_error **err);
+
+/* --- what a registry push reads (store_stream.c) --- */
+
+struct ks_blobstore;
+/* The store's blob store, borrowed: pulls keep manifests there so a push can send them as
+ * they were. */
+struct ks_blobstore *ks_store_blobs(struct ks_store *s);
+
+/* Opens a layer's bytes as a registry is sent them: its blob when it was kept compressed
+ * (*ret_digest and *ret_size that blob's; *ret_compression 1 for gzip, 2 for zstd, 3 for
+ * another compression), else the uncompressed tar replayed from its index (*ret_digest the
+ * diff_id, *ret_size -1 until read, *ret_compression 0). *ret_digest and *ret_fd are owned by
+ * the caller. */
+int ks_store_layer_push_open(struct ks_store *s, const char *diff_id, char **ret_digest,
+                             int64_t *ret_size, int *ret_compression, int *ret_fd,
+                             struct ks_error **err);

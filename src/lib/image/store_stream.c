@@ -359,3 +359,46 @@ int ks_store_tag_ref(const char *name, char **ret, struct ks_error **err)
     *ret = ks_ref_string(ref);
     return *ret ? 0 : ks_error_set(err, ENOMEM, "tag");
 }
+
+struct ks_blobstore *ks_store_blobs(struct ks_store *s)
+{
+    return s->blobs;
+}
+
+int ks_store_layer_push_open(struct ks_store *s, const char *diff_id, char **ret_digest,
+                             int64_t *ret_size, int *ret_compression, int *ret_fd,
+                             struct ks_error **err)
+{
+    _cleanup_free_ char *blob = NULL;
+    int r = ks_store_layerblob_get(s, diff_id, &blob, err);
+    if (r < 0)
+        return ks_error_wrap(err, "layer %s has no stored blob", diff_id);
+    _cleanup_close_ int fd = -EBADF;
+    int64_t size = -1;
+    int compression = 0;
+    r = ks_blobstore_open_blob(s->blobs, blob, &fd, &size, err);
+    if (r < 0)
+        return r;
+    if (ks_tarsplit_is_index(fd)) {
+        /* The tar itself is what the registry gets; its size is known once it is read. */
+        close(TAKE_FD(fd));
+        r = ks_store_layer_open(s, diff_id, blob, -EBADF, &fd, err);
+        if (r < 0)
+            return r;
+        free(blob);
+        if ((blob = strdup(diff_id)) == NULL)
+            return ks_error_set(err, ENOMEM, "open layer");
+        size = -1;
+    } else if (strcmp(blob, diff_id) != 0) {
+        unsigned char magic[4] = {0};
+        ssize_t n = pread(fd, magic, sizeof(magic), 0);
+        compression = n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b        ? 1
+                      : n == 4 && memcmp(magic, "\x28\xb5\x2f\xfd", 4) == 0 ? 2
+                                                                            : 3;
+    }
+    *ret_digest = TAKE_PTR(blob);
+    *ret_size = size;
+    *ret_compression = compression;
+    *ret_fd = TAKE_FD(fd);
+    return 0;
+}
