@@ -68,6 +68,13 @@ enum {
     OPT_IP6,
     OPT_MAC_ADDRESS,
     OPT_NETWORK_ALIAS,
+    OPT_PID,
+    OPT_IPC,
+    OPT_UTS,
+    OPT_CGROUPNS,
+    OPT_USERNS,
+    OPT_SYSCTL,
+    OPT_CGROUP_PARENT,
     OPT_HELP,
 };
 
@@ -139,6 +146,13 @@ static const struct option run_options[] = {
     {"mac-address", required_argument, NULL, OPT_MAC_ADDRESS},
     {"network-alias", required_argument, NULL, OPT_NETWORK_ALIAS},
     {"net-alias", required_argument, NULL, OPT_NETWORK_ALIAS},
+    {"pid", required_argument, NULL, OPT_PID},
+    {"ipc", required_argument, NULL, OPT_IPC},
+    {"uts", required_argument, NULL, OPT_UTS},
+    {"cgroupns", required_argument, NULL, OPT_CGROUPNS},
+    {"userns", required_argument, NULL, OPT_USERNS},
+    {"sysctl", required_argument, NULL, OPT_SYSCTL},
+    {"cgroup-parent", required_argument, NULL, OPT_CGROUP_PARENT},
     {"help", no_argument, NULL, OPT_HELP},
     {0},
 };
@@ -736,12 +750,235 @@ static int apply_client(const char *cmd, int opt, const char *v, struct ks_run_o
     return 0;
 }
 
+/* Docker's domain rule for --dns-search: labels of letters, digits and inner '-', at least one
+ * letter, an optional final dot (dropped), shorter than 255; "." alone means no search. */
+static bool dns_search_valid(const char *v, char *out, size_t len)
+{
+    size_t n = strlen(v);
+    if (strcmp(v, ".") == 0) {
+        snprintf(out, len, ".");
+        return true;
+    }
+    if (n > 0 && v[n - 1] == '.')
+        n--;
+    if (n == 0 || n >= 255 || n >= len)
+        return false;
+    bool letter = false;
+    for (size_t i = 0; i <= n; i += 1) {
+        size_t l = 0;
+        while (i + l < n && v[i + l] != '.') {
+            if (!isalnum((unsigned char)v[i + l]) && v[i + l] != '-')
+                return false;
+            letter |= isalpha((unsigned char)v[i + l]) != 0;
+            l++;
+        }
+        if (l == 0 || v[i] == '-' || v[i + l - 1] == '-')
+            return false;
+        i += l;
+    }
+    memcpy(out, v, n);
+    out[n] = '\0';
+    return letter;
+}
+
+/* --dns, --dns-search, --dns-option, --add-host and --link, as Docker's client checks and
+ * stores them; NOT_MINE for the others. */
+static int apply_dns(const char *cmd, int opt, const char *v, struct ks_run_opts *o, json_object *c,
+                     json_object *hc)
+{
+    char msg[600], buf[256];
+    const char *flag = opt == OPT_DNS          ? "--dns"
+                       : opt == OPT_DNS_SEARCH ? "--dns-search"
+                       : opt == OPT_DNS_OPTION ? "--dns-option"
+                       : opt == OPT_ADD_HOST   ? "--add-host"
+                                               : "--link";
+    switch (opt) {
+    case OPT_DNS:
+        if (ks_dns_server_parse(v, NULL, NULL) < 0) {
+            snprintf(msg, sizeof(msg),
+                     "invalid argument \"%s\" for \"%s\" flag: %s is not an ip address", v, flag,
+                     v);
+            return bad(cmd, "%s", msg);
+        }
+        push(hc, "Dns", v);
+        break;
+    case OPT_DNS_SEARCH:
+        if (!dns_search_valid(v, buf, sizeof(buf))) {
+            snprintf(msg, sizeof(msg),
+                     "invalid argument \"%s\" for \"%s\" flag: %s is not a valid domain", v, flag,
+                     v);
+            return bad(cmd, "%s", msg);
+        }
+        push(hc, "DnsSearch", buf);
+        break;
+    case OPT_DNS_OPTION:
+        if (*v == '\0' || strpbrk(v, " \t\n\r")) {
+            snprintf(msg, sizeof(msg),
+                     "invalid argument \"%s\" for \"%s\" flag: not a resolver option", v, flag);
+            return bad(cmd, "%s", msg);
+        }
+        push(hc, "DnsOptions", v);
+        break;
+    case OPT_ADD_HOST: {
+        const char *colon = strchr(v, ':');
+        if (colon == NULL || colon == v || strpbrk(v, " \t\n\r")) {
+            snprintf(msg, sizeof(msg),
+                     "invalid argument \"%s\" for \"%s\" flag: bad format for add-host: \"%s\"", v,
+                     flag, v);
+            return bad(cmd, "%s", msg);
+        }
+        unsigned char addr[16];
+        if (strcmp(colon + 1, "host-gateway") != 0 && inet_pton(AF_INET, colon + 1, addr) != 1 &&
+            inet_pton(AF_INET6, colon + 1, addr) != 1) {
+            snprintf(
+                msg, sizeof(msg),
+                "invalid argument \"%s\" for \"%s\" flag: invalid IP address in add-host: \"%s\"",
+                v, flag, colon + 1);
+            return bad(cmd, "%s", msg);
+        }
+        push(hc, "ExtraHosts", v);
+        break;
+    }
+    case OPT_LINK: {
+        const char *name = v[0] == '/' ? v + 1 : v;
+        const char *colon = strchr(name, ':');
+        _cleanup_free_ char *n = colon ? strndup(name, (size_t)(colon - name)) : strdup(name);
+        const char *alias = colon ? colon + 1 : n;
+        if (n == NULL || (colon && strchr(colon + 1, ':')) || !ks_container_name_valid(n) ||
+            (*alias && (alias[0] == '/' || !ks_container_name_valid(alias)))) {
+            snprintf(msg, sizeof(msg),
+                     "invalid argument \"%s\" for \"%s\" flag: bad format for links: %s", v, flag,
+                     v);
+            return bad(cmd, "%s", msg);
+        }
+        snprintf(msg, sizeof(msg), "%s:%s", n, *alias ? alias : n);
+        push(hc, "Links", msg);
+        break;
+    }
+    default:
+        return NOT_MINE;
+    }
+    return 0;
+}
+
+/* The endpoint settings of the container's network, under a key that finish_network() renames
+ * to the network once every flag is read (--ip may come before --network). */
+#define PENDING_EP "\x01"
+
+static json_object *pending_endpoint(json_object *config)
+{
+    json_object *nc = obj_child(config, "NetworkingConfig", json_type_object);
+    json_object *ec = obj_child(nc, "EndpointsConfig", json_type_object);
+    return obj_child(ec, PENDING_EP, json_type_object);
+}
+
+/* -p, -P, --expose, --ip, --ip6, --mac-address and --network-alias; NOT_MINE for the others. */
+static int apply_net(const char *cmd, int opt, const char *v, struct ks_run_opts *o, json_object *c,
+                     json_object *hc)
+{
+    _cleanup_error_ struct ks_error *e = NULL;
+    unsigned char mac[6], a6[16];
+    uint32_t a4;
+    switch (opt) {
+    case 'p':
+        if (ks_net_port_spec_add(c, hc, v, &e) < 0)
+            return bad(cmd, "%s", e->msg);
+        break;
+    case 'P':
+        json_object_object_add(hc, "PublishAllPorts", json_object_new_boolean(true));
+        break;
+    case OPT_EXPOSE:
+        if (ks_net_expose_add(c, v, &e) < 0)
+            return bad(cmd, "%s", e->msg);
+        break;
+    case OPT_IP:
+    case OPT_IP6: {
+        bool v6 = opt == OPT_IP6;
+        if (v6 ? inet_pton(AF_INET6, v, a6) != 1 : ks_net_ip4_parse(v, &a4) < 0)
+            return bad(cmd, "invalid IP address: %s", v);
+        json_object *ipam = obj_child(pending_endpoint(o->config), "IPAMConfig", json_type_object);
+        json_object_object_add(ipam, v6 ? "IPv6Address" : "IPv4Address", json_object_new_string(v));
+        break;
+    }
+    case OPT_MAC_ADDRESS:
+        if (!ks_net_mac_parse(v, mac))
+            return bad(cmd, "%s is not a valid mac address", v);
+        json_object_object_add(c, "MacAddress", json_object_new_string(v));
+        json_object_object_add(pending_endpoint(o->config), "MacAddress",
+                               json_object_new_string(v));
+        break;
+    case OPT_NETWORK_ALIAS:
+        json_object_array_add(obj_child(pending_endpoint(o->config), "Aliases", json_type_array),
+                              json_object_new_string(v));
+        break;
+    default:
+        return NOT_MINE;
+    }
+    return 0;
+}
+
+/* --pid, --ipc, --uts, --cgroupns, --userns, --sysctl and --cgroup-parent, checked as Docker's
+ * client checks them (the combinations are checked once every flag is read); NOT_MINE for the
+ * others. */
+static int apply_isolation(const char *cmd, int opt, const char *v, struct ks_run_opts *o,
+                           json_object *c, json_object *hc)
+{
+    static const char *const keys[] = {
+        [OPT_PID - OPT_PID] = "PidMode",
+        [OPT_IPC - OPT_PID] = "IpcMode",
+        [OPT_UTS - OPT_PID] = "UTSMode",
+        [OPT_CGROUPNS - OPT_PID] = "CgroupnsMode",
+        [OPT_USERNS - OPT_PID] = "UsernsMode",
+        [OPT_SYSCTL - OPT_PID] = "Sysctls",
+        [OPT_CGROUP_PARENT - OPT_PID] = "CgroupParent",
+    };
+    if (opt < OPT_PID || opt > OPT_CGROUP_PARENT)
+        return NOT_MINE;
+    _cleanup_json_ json_object *probe = json_object_new_object();
+    _cleanup_error_ struct ks_error *e = NULL;
+    const char *key = keys[opt - OPT_PID];
+    if (opt == OPT_SYSCTL) {
+        const char *eq = strchr(v, '=');
+        _cleanup_free_ char *k = eq ? strndup(v, (size_t)(eq - v)) : NULL;
+        if (k == NULL || !ks_sysctl_namespaced(k))
+            return bad(cmd,
+                       "invalid argument for \"--sysctl\" flag: sysctl '%s' is not whitelisted", v);
+        json_object_object_add(obj_child(hc, key, json_type_object), k,
+                               json_object_new_string(eq + 1));
+        return 0;
+    }
+    /* Each value alone, so that the message names the flag that is wrong. */
+    json_object *phc = json_object_new_object();
+    json_object_object_add(probe, "HostConfig", phc);
+    json_object_object_add(phc, key, json_object_new_string(v));
+    if (ks_isolation_validate(probe, &e) < 0)
+        return bad(cmd, "%s", e->msg);
+    json_object_object_add(hc, key, json_object_new_string(v));
+    return 0;
+}
+
+/* Files the pending endpoint settings under the network they are for, as Docker's client. */
+static void finish_network(json_object *config)
+{
+    json_object *ec = ks_json_get(ks_json_get(config, "NetworkingConfig"), "EndpointsConfig");
+    json_object *ep = ks_json_get(ec, PENDING_EP);
+    if (ep == NULL)
+        return;
+    const char *mode = ks_json_str(ks_json_get(config, "HostConfig"), "NetworkMode");
+    if (mode == NULL || strcmp(mode, "default") == 0)
+        mode = "bridge";
+    json_object_object_add(ec, mode, json_object_get(ep));
+    json_object_object_del(ec, PENDING_EP);
+}
+
 /* One flag; 0 or an exit status. */
 static int apply(const char *cmd, int opt, const char *v, struct ks_run_opts *o, json_object *c,
                  json_object *hc)
 {
     int (*const groups[])(const char *, int, const char *, struct ks_run_opts *, json_object *,
-                          json_object *) = {apply_config, apply_health, apply_host, apply_client};
+                          json_object *) = {apply_config,   apply_health, apply_host,
+                                            apply_client,   apply_dns,    apply_net,
+                                            apply_isolation};
     for (size_t i = 0; i < KS_ELEMENTSOF(groups); i++) {
         int r = groups[i](cmd, opt, v, o, c, hc);
         if (r != NOT_MINE)
@@ -760,7 +997,8 @@ static void usage(const char *cmd)
            "  --no-healthcheck --stop-signal --stop-timeout --pull --sig-proxy --detach-keys\n"
            "  --platform --network --shm-size -v --mount --volumes-from\n"
            "  --dns --dns-search --dns-option --add-host --link\n"
-           "  -p -P --expose --ip --ip6 --mac-address --network-alias\n",
+           "  -p -P --expose --ip --ip6 --mac-address --network-alias\n"
+           "  --pid --ipc --uts --cgroupns --userns --sysctl --cgroup-parent\n",
            cmd);
 }
 
@@ -831,6 +1069,10 @@ int ks_cli_parse_run_opts(const char *cmd, int argc, char **argv, struct ks_run_
     if (strcmp(cmd, "create") == 0)
         o->detach = true;
     defaults(o, c, hc);
+    finish_network(o->config);
+    _cleanup_error_ struct ks_error *iso_err = NULL;
+    if (ks_isolation_defaults(o->config, &iso_err) < 0)
+        return bad(cmd, "%s", iso_err->msg);
     const char *policy = ks_json_str(ks_json_get(hc, "RestartPolicy"), "Name");
     if (o->rm && policy && strcmp(policy, "no") != 0)
         return bad(cmd, "%s", "Conflicting options: --restart and --rm");

@@ -83,8 +83,13 @@ struct ks_spec_gen_opts {
     int rootfd;                /* an fd of rootfs for user resolution */
     const char *init_path;     /* kiste-init on the host, for HostConfig.Init; may be NULL */
     const char *netns_path;    /* a network namespace to join; NULL: a new one */
+    bool host_network;         /* no network namespace: the host's (netns_path unused) */
     const char *cgroup_parent; /* NULL: "/kiste" */
+    const char *etc_dir;       /* its hostname, hosts and resolv.conf are bound in; NULL: none */
+    const struct ks_isolation_paths *isolation; /* namespaces of --pid/--ipc container:X; NULL */
 };
+
+struct ks_isolation_paths;
 
 /* Builds the OCI config.json for a merged container config. *ret is owned by the caller. */
 int ks_container_spec_generate(json_object *config, const struct ks_spec_gen_opts *o,
@@ -103,6 +108,75 @@ extern const char *const ks_container_default_caps[];
 /* Docker's RAMInBytes: "64m", "1.5g", "512k", "100" (bytes), binary units, an optional "b"
  * or "ib" suffix. -EINVAL for anything else. */
 int ks_parse_size(const char *s, int64_t *ret);
+
+/* --- partial isolation (isolation.c) --- */
+
+/* How a container has one of its namespaces: Docker's PidMode, IpcMode, UTSMode, CgroupnsMode. */
+enum ks_ns_mode {
+    KS_NS_MODE_PRIVATE,   /* its own ("" for PidMode and UTSMode, "private") */
+    KS_NS_MODE_SHAREABLE, /* IpcMode: its own, which other containers may join */
+    KS_NS_MODE_HOST,      /* none of its own: the host's */
+    KS_NS_MODE_CONTAINER, /* another container's ("container:NAME") */
+    KS_NS_MODE_NONE,      /* IpcMode: its own, without /dev/shm */
+};
+
+struct ks_isolation {
+    enum ks_ns_mode pid, ipc, uts, cgroupns;
+    const char *pid_container, *ipc_container; /* NAME of container:NAME, borrowed from hc */
+};
+
+/* Parses HostConfig hc's PidMode, IpcMode, UTSMode, CgroupnsMode and UsernsMode as Docker
+ * names them (a missing or empty one is the default: private; for CgroupnsMode private only
+ * when cgroupns_private, Docker's default on the pure v2 layout). UsernsMode may only be
+ * "host" or empty until remapping exists. The names in *ret are borrowed from hc. */
+int ks_isolation_parse(json_object *hc, bool cgroupns_private, struct ks_isolation *ret,
+                       struct ks_error **err);
+
+/* Whether a sysctl lives in a namespace a container has of its own (Docker's list: the IPC
+ * ones kernel.msg{max,mnb,mni}, kernel.sem, kernel.shm{all,max,mni}, kernel.shm_rmid_forced,
+ * fs.mqueue.*, and net.*), so that setting it cannot change the host. */
+bool ks_sysctl_namespaced(const char *key);
+
+/* Checks a whole {"Config","HostConfig"} pair for the isolation flags as Docker does: valid
+ * modes, no Hostname with UTSMode host, HostConfig.Sysctls namespaced (net.* refused with the
+ * host's network, the IPC ones with the host's IPC namespace), a valid CgroupParent. Pure. */
+int ks_isolation_validate(json_object *config, struct ks_error **err);
+
+/* The cgroupsPath of container id under HostConfig.CgroupParent parent (NULL or "": "/kiste"),
+ * as Docker's cgroupfs driver places it: a relative parent is under the root cgroup. -EINVAL
+ * for a parent with a ".." component, a ':' or a control character. *ret owned by the caller. */
+int ks_isolation_cgroups_path(const char *parent, const char *id, char **ret,
+                              struct ks_error **err);
+
+/* The default cgroup namespace mode: private (Docker's on the pure v2 layout; Docker's host
+ * default on v1 and hybrid layouts is not followed, see isolation.c). */
+bool ks_isolation_cgroupns_private_default(void);
+
+/* Fills in what Docker's daemon sets at create: IpcMode "private", CgroupnsMode by the host's
+ * layout (ks_isolation_cgroupns_private_default), "" for PidMode, UTSMode, UsernsMode and
+ * CgroupParent, then validates (ks_isolation_validate); with UTSMode host, Config.Hostname
+ * becomes the host's name. Call it before ks_container_config_merge. */
+int ks_isolation_defaults(json_object *config, struct ks_error **err);
+
+/* The namespaces of other containers a start joins: /proc/PID/ns/… of their inits. */
+struct ks_isolation_paths {
+    char *pid_ns; /* PidMode container:X; NULL otherwise */
+    char *ipc_ns; /* IpcMode container:X; NULL otherwise */
+};
+void ks_isolation_paths_clear(struct ks_isolation_paths *p);
+
+/* Resolves PidMode and IpcMode container:X for a start: X must be running (Docker's message
+ * otherwise), and for IPC be shareable, the host's or itself joined to another. Free *ret with
+ * ks_isolation_paths_clear. */
+int ks_engine_isolation_resolve(struct ks_engine *e, json_object *config,
+                                struct ks_isolation_paths *ret, struct ks_error **err);
+
+/* Applies the isolation settings of config to a generated OCI spec: drops the namespaces that
+ * are the host's and joins the other containers' (paths, may be NULL when none is joined),
+ * /dev/shm (none or the host's), no hostname with UTSMode host,
+ * linux.sysctl from HostConfig.Sysctls and the cgroupsPath under HostConfig.CgroupParent. */
+int ks_isolation_spec_apply(json_object *spec, json_object *config, const char *id,
+                            const struct ks_isolation_paths *paths, struct ks_error **err);
 
 /* --- lifecycle (lifecycle.c, start.c) --- */
 

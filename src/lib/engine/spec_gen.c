@@ -645,6 +645,11 @@ int ks_container_spec_generate(json_object *config, const struct ks_spec_gen_opt
     r = add_seccomp(linux_, hc, &so, caps, err);
     if (r < 0)
         return r;
+    if (o->etc_dir)
+        add_etc_mounts(mounts, hc, o->etc_dir);
+    r = ks_isolation_spec_apply(spec, config, o->id, o->isolation, err);
+    if (r < 0)
+        return r;
     *ret = TAKE_PTR(spec);
     return 0;
 }

@@ -299,7 +299,15 @@ static int write_bundle(const struct start_ctx *s, const struct ks_spec_gen_opts
                         struct ks_error **err)
 {
     _cleanup_json_ json_object *spec = NULL;
-    int r = ks_container_spec_generate(s->config, go, &spec, err);
+    /* --pid/--ipc container:X join X's namespaces: it must be running now. */
+    struct ks_isolation_paths iso;
+    int r = ks_engine_isolation_resolve(s->e, s->config, &iso, err);
+    if (r < 0)
+        return r;
+    struct ks_spec_gen_opts o = *go;
+    o.isolation = &iso;
+    r = ks_container_spec_generate(s->config, &o, &spec, err);
+    ks_isolation_paths_clear(&iso);
     if (r < 0)
         return r;
     r = ks_mkdir_p(s->bundle, 0700, err);
