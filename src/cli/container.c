@@ -215,7 +215,7 @@ int ks_cli_rm(int argc, char **argv)
         {"link", no_argument, NULL, 'l'},
         {0},
     };
-    bool force = false;
+    struct rm_opts o = {0};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+fvl", opts, NULL)) != -1) {
@@ -228,7 +228,7 @@ int ks_cli_rm(int argc, char **argv)
     }
     if (ks_cli_nargs("rm", argc - optind, 1, -1, true))
         return 1;
-    return ks_cli_for_each(argc, argv, optind, do_rm, &force, true);
+    return ks_cli_for_each(argc, argv, optind, do_rm, &o, true);
 }
 
 int ks_cli_rename(int argc, char **argv)

@@ -178,6 +178,7 @@ static int system_df(int argc, char **argv)
         {0},
     };
     const char *format = NULL;
+    bool verbose = false;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
@@ -186,7 +187,8 @@ static int system_df(int argc, char **argv)
             format = optarg;
             break;
         case 'v':
-            break; /* the summary already lists every kind there is */
+            verbose = true;
+            break;
         case 'h':
             printf("Usage: kiste system df [--format TEMPLATE]\n\nShow disk usage\n");
             return 0;
