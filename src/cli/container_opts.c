@@ -1,5 +1,6 @@
 /* The flags of `create` and `run`, parsed into Docker's {"Config": …, "HostConfig": …} pair as
  * Docker's client builds it. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -1043,7 +1044,7 @@ int ks_cli_parse_run_opts(const char *cmd, int argc, char **argv, struct ks_run_
     int opt;
     optind = 1;
     opterr = 1;
-    while ((opt = getopt_long(argc, argv, "+dith:e:w:u:l:m:c:", run_options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+dith:e:w:u:l:m:c:v:p:P", run_options, NULL)) != -1) {
         if (opt == OPT_HELP) {
             usage(cmd);
             return -1;

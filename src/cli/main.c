@@ -102,7 +102,7 @@ static const struct {
     {"exec", ks_cli_exec, "execute a command in a running container"},
     {"attach", ks_cli_attach, "attach to a running container"},
     {"top", ks_cli_top, "display the running processes of a container"},
-    {"port", ks_cli_port, "list port mappings of a container"},
+    {"port", ks_cli_network_port, "list port mappings of a container"},
     {"stats", ks_cli_stats, "display a one-shot sample of containers' resource usage"},
     {"update", ks_cli_update, "update the resources of one or more containers"},
     {"diff", ks_cli_diff, "inspect changes to files on a container's file system"},

@@ -219,6 +219,20 @@ static void add(json_object *r, const char *format, const char *key, const char 
         json_object_object_add(r, key, json_object_new_string(value));
 }
 
+/* Docker's PORTS: the published and exposed ports of a running container. Owned, or NULL. */
+static char *ports_text(struct ks_engine *e, const struct ps_item *it)
+{
+    if (it->st.status != KS_CONTAINER_RUNNING && it->st.status != KS_CONTAINER_PAUSED)
+        return NULL;
+    _cleanup_json_ json_object *parsed = NULL;
+    json_object *config = it->config;
+    if (config == NULL && it->c->config &&
+        ks_json_parse(it->c->config, strlen(it->c->config), &parsed, NULL) >= 0)
+        config = parsed;
+    char *text = NULL;
+    return ks_net_ports_summary(e, it->c->id, config, &text, NULL) < 0 ? NULL : text;
+}
+
 static json_object *row(struct ks_engine *e, const struct ps_item *it, const struct ps_opts *o,
                         const char *format)
 {
@@ -239,7 +253,10 @@ static json_object *row(struct ks_engine *e, const struct ps_item *it, const str
         ks_fmt_since(created, buf, sizeof(buf));
         add(r, format, "RunningFor", buf);
     }
-    add(r, format, "Ports", "");
+    if (wants(format, "Ports")) {
+        _cleanup_free_ char *ports = ports_text(e, it);
+        add(r, format, "Ports", ports ? ports : "");
+    }
     add(r, format, "State", ks_engine_status_name(it->st.status));
     if (wants(format, "Status")) {
         status_text(it, buf, sizeof(buf));

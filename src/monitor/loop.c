@@ -151,7 +151,7 @@ int mon_loop(struct monitor *m)
     /* The init may have ended before the loop began. */
     on_signals(m);
     while (m->status != MON_STATUS_EXITED) {
-        struct pollfd p[P_CLIENTS + MON_MAX_CLIENTS];
+        struct pollfd p[P_CLIENTS + MON_MAX_CLIENTS + MON_DNS_POLL_MAX];
         bool in_pending = m->in_pending_off < m->in_pending_len;
         p[P_SIG] = (struct pollfd){.fd = m->sig_fd, .events = POLLIN};
         p[P_LISTEN] = (struct pollfd){.fd = m->listen_fd, .events = POLLIN};
@@ -167,7 +167,8 @@ int mon_loop(struct monitor *m)
         for (size_t i = 0; i < nc; i++)
             p[P_CLIENTS + i] =
                 (struct pollfd){.fd = in_pending ? -1 : m->clients[i].fd, .events = POLLIN};
-        if (poll(p, P_CLIENTS + nc, -1) < 0) {
+        size_t nr = mon_resolver_pollfds(m, p + P_CLIENTS + nc);
+        if (poll(p, P_CLIENTS + nc + nr, -1) < 0) {
             if (errno == EINTR)
                 continue;
             return -errno;
@@ -196,6 +197,7 @@ int mon_loop(struct monitor *m)
                 mon_attach_client_read(m, i);
         if (p[P_LISTEN].revents)
             mon_attach_accept(m);
+        mon_resolver_events(m, p + P_CLIENTS + nc, nr);
     }
     mon_health_stop(m);
     mon_attach_exit(m);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "lib/base/fs.h"
+#include "lib/net/dns.h"
 #include "monitor.h"
 
 int64_t mon_now_mono(void)
@@ -34,8 +35,9 @@ static void usage(FILE *f)
           "         [--terminal] [--stdin] [--stdin-once] [--attach-fd N] [--sync-fd N]\n"
           "         [--restart no|always|unless-stopped|on-failure[:N]] [--rootfs-mount DIR]\n"
           "         [--health-cmd JSON-ARRAY --health-interval NS --health-timeout NS\n"
-          "          --health-retries N --health-start-period NS] [[--cleanup-deletes] -- "
-          "CLEANUP-ARGV...]\n",
+          "          --health-retries N --health-start-period NS]\n"
+          "         [--dns-netns PATH --dns-networks DIR [--dns-upstream IP[:PORT]]...]\n"
+          "         [[--cleanup-deletes] -- CLEANUP-ARGV...]\n",
           f);
 }
 
@@ -122,6 +124,9 @@ enum {
     OPT_HEALTH_TIMEOUT,
     OPT_HEALTH_RETRIES,
     OPT_HEALTH_START_PERIOD,
+    OPT_DNS_NETNS,
+    OPT_DNS_NETWORKS,
+    OPT_DNS_UPSTREAM,
     OPT_CLEANUP_DELETES,
     OPT_HELP,
 };
@@ -206,8 +211,22 @@ static int parse_one(struct mon_opts *o, int c, const char *name, const char *ar
             r = ks_error_msg(err, "--health-retries: too large");
         o->health_retries = (unsigned)v;
         break;
+    case OPT_DNS_NETNS:
+        o->dns_netns = arg;
+        break;
+    case OPT_DNS_NETWORKS:
+        o->dns_networks = arg;
+        break;
     case OPT_CLEANUP_DELETES:
         o->cleanup_deletes = true;
+        break;
+    case OPT_DNS_UPSTREAM:
+        if (ks_dns_server_parse(arg, NULL, NULL) < 0)
+            r = ks_error_msg(err, "--dns-upstream: invalid server `%s`", arg);
+        else if (o->n_dns_upstreams >= MON_DNS_UPSTREAMS_MAX)
+            r = ks_error_msg(err, "--dns-upstream: at most %d servers", MON_DNS_UPSTREAMS_MAX);
+        else
+            o->dns_upstreams[o->n_dns_upstreams++] = arg;
         break;
     default:
         r = ks_error_msg(err, "invalid option");
@@ -239,6 +258,9 @@ static int parse_args(int argc, char **argv, struct mon_opts *o, struct ks_error
         {"health-timeout", required_argument, NULL, OPT_HEALTH_TIMEOUT},
         {"health-retries", required_argument, NULL, OPT_HEALTH_RETRIES},
         {"health-start-period", required_argument, NULL, OPT_HEALTH_START_PERIOD},
+        {"dns-netns", required_argument, NULL, OPT_DNS_NETNS},
+        {"dns-networks", required_argument, NULL, OPT_DNS_NETWORKS},
+        {"dns-upstream", required_argument, NULL, OPT_DNS_UPSTREAM},
         {"cleanup-deletes", no_argument, NULL, OPT_CLEANUP_DELETES},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
@@ -267,6 +289,8 @@ static int parse_args(int argc, char **argv, struct mon_opts *o, struct ks_error
                                  "--run-dir are required");
     if (strchr(o->id, '/') || strcmp(o->id, ".") == 0 || strcmp(o->id, "..") == 0)
         return ks_error_msg(err, "--id: invalid container id `%s`", o->id);
+    if (!o->dns_netns != !o->dns_networks)
+        return ks_error_msg(err, "--dns-netns and --dns-networks go together");
     /* Docker's defaults for the values a health check leaves at 0. */
     if (o->health_interval == 0)
         o->health_interval = 30 * 1000000000LL;
@@ -328,8 +352,8 @@ static void sync_reply_error(int fd, const char *msg, int code)
  * directory are made absolute first. The new strings live as long as the process. */
 static int absolutize(struct mon_opts *o, struct ks_error **err)
 {
-    const char **paths[] = {&o->runtime_root, &o->bundle,   &o->state_dir,
-                            &o->run_dir,      &o->log_path, &o->rootfs_mount};
+    const char **paths[] = {&o->runtime_root, &o->bundle,       &o->state_dir, &o->run_dir,
+                            &o->log_path,     &o->rootfs_mount, &o->dns_netns, &o->dns_networks};
     char cwd[PATH_MAX];
     if (getcwd(cwd, sizeof(cwd)) == NULL)
         return ks_error_set(err, errno, "getcwd");
@@ -400,6 +424,8 @@ static int setup(struct monitor *m, struct ks_error **err)
         return r;
     if ((r = mon_attach_listen(m, err)) < 0)
         return r;
+    if (m->o.dns_netns && (r = mon_resolver_open(m, err)) < 0)
+        return ks_error_wrap(err, "the embedded DNS resolver");
     if (m->o.attach_fd >= 0) {
         fcntl(m->o.attach_fd, F_SETFL, fcntl(m->o.attach_fd, F_GETFL) | O_NONBLOCK);
         mon_attach_add(m, m->o.attach_fd);
@@ -472,6 +498,7 @@ int main(int argc, char **argv)
         m->o.sync_fd = -EBADF;
     }
     mon_loop(m);
+    mon_resolver_close(m);
     mon_final_cleanup(m);
     exec_cleanup(m);
     return 0;

@@ -177,6 +177,12 @@ enum {
     MON_MSG_TAKEOVER = 3,
 };
 
+/* Limits of the embedded DNS resolver (resolver.c). */
+#define MON_DNS_UPSTREAMS_MAX 4
+#define MON_DNS_PENDING       64 /* forwarded queries waiting for an answer */
+#define MON_DNS_TCP           8  /* TCP connections at a time */
+#define MON_DNS_POLL_MAX      (5 + MON_DNS_TCP)
+
 struct mon_opts {
     const char *id, *runtime, *runtime_root, *bundle, *state_dir, *run_dir;
     const char *log_path; /* NULL: log driver none */
@@ -191,6 +197,10 @@ struct mon_opts {
     unsigned health_retries;
     char **cleanup_argv;  /* borrowed from argv; NULL: none */
     bool cleanup_deletes; /* the cleanup command deletes the runtime's state (kiste rm) */
+    /* the embedded DNS resolver (resolver.c): enabled by dns_netns */
+    const char *dns_netns, *dns_networks;
+    const char *dns_upstreams[MON_DNS_UPSTREAMS_MAX];
+    unsigned n_dns_upstreams;
 };
 
 enum mon_status {
@@ -250,6 +260,8 @@ struct monitor {
     size_t health_len;
     char *health_buf; /* MON_HEALTH_OUTPUT_MAX + 1 bytes */
     struct mon_health_result health_cur;
+
+    struct mon_resolver *resolver; /* NULL: none */
 };
 
 /* main.c */
@@ -293,6 +305,18 @@ void mon_health_stop(struct monitor *m);
 void mon_health_timer(struct monitor *m);
 void mon_health_output(struct monitor *m);
 void mon_health_exited(struct monitor *m, int status);
+
+/* resolver.c: the embedded DNS resolver on 127.0.0.11:53 in the container's network
+ * namespace (--dns-netns), answering the names of RUN_DIR/networks' networks from
+ * DNS_NETWORKS/ID/hosts and forwarding other queries to the --dns-upstream servers. */
+struct mon_resolver;
+struct pollfd;
+int mon_resolver_open(struct monitor *m, struct ks_error **err);
+void mon_resolver_close(struct monitor *m);
+/* Fills p with the resolver's descriptors (MON_DNS_POLL_MAX at most); returns how many. */
+size_t mon_resolver_pollfds(struct monitor *m, struct pollfd *p);
+/* Handles the events poll found in the n entries mon_resolver_pollfds filled. */
+void mon_resolver_events(struct monitor *m, const struct pollfd *p, size_t n);
 
 /* loop.c */
 int mon_loop(struct monitor *m);

@@ -182,6 +182,26 @@ def _links():
     return set(os.listdir("/sys/class/net"))
 
 
+def _kiste_nft_tables():
+    """nftables tables kiste made: "kiste" and "kiste-<hash of the root>" (family ip)."""
+    try:
+        out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    return {line.strip() for line in out.splitlines()
+            if line.split()[-1:] and line.split()[-1].startswith("kiste")}
+
+
+def _kiste_run_network_state():
+    """Per-network run-time state of kiste runroots directly under /run (hosts files, bridge
+    markers)."""
+    found = set()
+    for d in Path("/run").glob("kiste*/networks/*"):
+        found.add(str(d))
+    return found
+
+
 def _kiste_processes():
     me = os.getpid()
     out = []
@@ -200,6 +220,7 @@ def _kiste_processes():
 @pytest.fixture(scope="session", autouse=True)
 def leak_check():
     before = (_mounts(), _netns(), _links())
+    nft_before, netstate_before = _kiste_nft_tables(), _kiste_run_network_state()
     cg_before = set(_kiste_cgroups())
     procs_before = set(_kiste_processes())
     parents_before = set(_test_cgroup_parents())
@@ -220,6 +241,12 @@ def leak_check():
         leaks.append(f"network namespaces: {sorted(after[1] - before[1])}")
     if after[2] - before[2]:
         leaks.append(f"links: {sorted(after[2] - before[2])}")
+    nft = sorted(_kiste_nft_tables() - nft_before)
+    if nft:
+        leaks.append(f"nftables tables: {nft}")
+    netstate = sorted(_kiste_run_network_state() - netstate_before)
+    if netstate:
+        leaks.append(f"network state: {netstate}")
     cg = sorted(set(_kiste_cgroups()) - cg_before)
     if cg:
         leaks.append(f"cgroups: {cg}")

@@ -499,7 +499,7 @@ def test_top_and_container_group(kiste):
 
 
 def test_network_namespace_has_only_loopback(kiste):
-    out = kiste("run", "busybox", "sh", "-c",
+    out = kiste("run", "--network", "none", "busybox", "sh", "-c",
                 "ip -o link | cut -d: -f2; ping -c1 -W2 127.0.0.1 >/dev/null && echo ping-ok"
                 ).stdout.split()
     assert out == ["lo", "ping-ok"]

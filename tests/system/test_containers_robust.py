@@ -248,7 +248,7 @@ def shared_libraries(binary):
 
 
 # kiste loads these on first use (dlopen), so ldd does not name them.
-DLOPENED = ["libarchive.so.13"]
+DLOPENED = ["libarchive.so.13", "libnftables.so.1"]
 
 
 def dlopened_libraries():

@@ -299,6 +299,49 @@ int ks_engine_netns_setup(struct ks_engine *e, const char *id, char **ret_path,
 /* Unmounts and removes it; a missing one is fine. */
 int ks_engine_netns_teardown(struct ks_engine *e, const char *id, struct ks_error **err);
 
+/* --- /etc/hostname, /etc/hosts and /etc/resolv.conf (etc_files.c) --- */
+
+struct ks_net_endpoint;
+
+/* Which resolv.conf a container gets: the host's filtered (default bridge, none), the host's
+ * as it is (host), or the embedded resolver's (a user-defined network). */
+enum ks_etc_mode {
+    KS_ETC_MODE_DEFAULT,
+    KS_ETC_MODE_HOST,
+    KS_ETC_MODE_EMBEDDED,
+};
+
+/* Writes R/containers/ID/{hostname,hosts,resolv.conf} for a start, as Docker makes them, from
+ * the container's config and its n_eps network endpoints (none: --network none): see
+ * etc_files.c. Nothing for NetworkMode container:X, whose files are X's. A --link to a
+ * container that is not running, or not on a network, fails with Docker's message. With the
+ * host's network, Config.Hostname in config becomes the host's name, as Docker sets it. */
+int ks_engine_etc_files_write(struct ks_engine *e, const char *id, json_object *config,
+                              const struct ks_net_endpoint *eps, size_t n_eps,
+                              struct ks_error **err);
+/* The directory whose hostname, hosts and resolv.conf are mounted into the container: its own
+ * R/containers/ID, or X's with NetworkMode container:X. *ret is owned by the caller. */
+int ks_engine_etc_files_dir(struct ks_engine *e, const char *id, json_object *config, char **ret,
+                            struct ks_error **err);
+/* The servers the embedded resolver forwards to: HostConfig.Dns, else the host's nameservers
+ * (loopback ones included: the resolver forwards from the host's namespace), else Docker's
+ * defaults. NULL-terminated, owned by the caller. */
+int ks_engine_dns_upstreams(json_object *config, char ***ret, struct ks_error **err);
+
+/* The pure parts, from the host's resolv.conf text host (may be NULL). resolv.conf for mode
+ * with HostConfig hc's Dns, DnsSearch and DnsOptions; *ret owned by the caller. */
+int ks_etc_resolv_conf(const char *host, json_object *hc, enum ks_etc_mode mode, char **ret,
+                       struct ks_error **err);
+/* The nameservers of a resolv.conf text, with or without the loopback ones; NULL-terminated,
+ * owned by the caller; NULL when out of memory. */
+char **ks_etc_resolv_nameservers(const char *text, bool with_local);
+int ks_etc_dns_upstreams(const char *host, json_object *hc, char ***ret, struct ks_error **err);
+/* /etc/hosts of a container with its own network namespace: the localhost lines, the extra
+ * lines ("IP\tnames", NULL-terminated, may be NULL), then each endpoint's addresses with the
+ * container's FQDN and short name. *ret owned by the caller. */
+int ks_etc_hosts(json_object *config, const struct ks_net_endpoint *eps, size_t n_eps,
+                 const char *const *extra, char **ret, struct ks_error **err);
+
 /* --- copying (copy.c) --- */
 
 /* "/a/b/" → *dir "/a", *base "b" (both owned by the caller). */

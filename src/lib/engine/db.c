@@ -86,6 +86,38 @@ static const char *const migrations[] = {
      * before: readers derive them from the config. */
     "ALTER TABLE containers ADD COLUMN command TEXT;"
     "ALTER TABLE containers ADD COLUMN labels TEXT;",
+    /* 3 → 4: networks and the IPAM. An endpoint is a running container's attachment to a
+     * network (its address is taken while the row exists); ports are the published ports of
+     * running containers, the host side unique. */
+    "CREATE TABLE networks ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  driver TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  config TEXT NOT NULL"
+    ");"
+    "CREATE TABLE endpoints ("
+    "  network_id TEXT NOT NULL REFERENCES networks(id),"
+    "  container_id TEXT NOT NULL,"
+    "  ipv4 TEXT,"
+    "  mac TEXT,"
+    "  veth TEXT,"
+    "  ifname TEXT,"
+    "  aliases TEXT,"
+    "  PRIMARY KEY (network_id, container_id),"
+    "  UNIQUE (network_id, ipv4)"
+    ");"
+    "CREATE INDEX endpoints_container ON endpoints(container_id);"
+    "CREATE TABLE ports ("
+    "  container_id TEXT NOT NULL,"
+    "  proto TEXT NOT NULL,"
+    "  host_ip TEXT NOT NULL,"
+    "  host_port INTEGER NOT NULL,"
+    "  ctr_ip TEXT NOT NULL,"
+    "  ctr_port INTEGER NOT NULL,"
+    "  PRIMARY KEY (proto, host_ip, host_port)"
+    ");"
+    "CREATE INDEX ports_container ON ports(container_id);",
 };
 
 int ks_db_schema_version(void)

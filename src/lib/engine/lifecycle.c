@@ -895,7 +895,9 @@ int ks_engine_remove(struct ks_engine *e, const char *id, bool force, struct ks_
         if (r < 0)
             return ks_error_wrap(err, "remove container %s", c->id);
     }
-    r = ks_engine_netns_teardown(e, c->id, err);
+    r = ks_net_release_locked(e, c->id, err);
+    if (r >= 0)
+        r = ks_engine_netns_teardown(e, c->id, err);
     if (r >= 0)
         r = ks_rm_rf_at(AT_FDCWD, run, err);
     if (r >= 0)

@@ -534,7 +534,7 @@ static int rlimits(json_object *process, json_object *hc, struct ks_error **err)
     return 0;
 }
 
-/* The network namespace: for now a new one holding only lo, or the one the caller prepared. */
+/* The network namespace the engine prepared (ks_net_attach); without one, a new empty one. */
 static void add_network(json_object *namespaces, const struct ks_spec_gen_opts *o)
 {
     json_object *ns = json_object_new_object();
@@ -552,7 +552,8 @@ static json_object *namespaces(const struct ks_spec_gen_opts *o)
         json_object_object_add(ns, "type", json_object_new_string(*t));
         json_object_array_add(a, ns);
     }
-    add_network(a, o);
+    if (!o->host_network)
+        add_network(a, o);
     return a;
 }
 
@@ -584,6 +585,28 @@ static int build_process(json_object *spec, json_object *c, json_object *hc,
     if (ks_json_get(hc, "OomScoreAdj"))
         add_int(p, "oomScoreAdj", ks_json_int(hc, "OomScoreAdj", 0));
     return rlimits(p, hc, err);
+}
+
+/* /etc/hostname, /etc/hosts and /etc/resolv.conf bound from etc_dir as Docker binds them
+ * (read-only with a read-only root), after every other mount so that one on /etc does not hide
+ * them, and not where the user mounts something of their own. */
+static void add_etc_mounts(json_object *mounts, json_object *hc, const char *etc_dir)
+{
+    bool ro = ks_json_bool(hc, "ReadonlyRootfs", false);
+    for (const char *const *f = OPTS("hostname", "hosts", "resolv.conf"); *f; f++) {
+        char dest[32], src[4096];
+        snprintf(dest, sizeof(dest), "/etc/%s", *f);
+        bool taken = false;
+        for (size_t i = 0; !taken && i < json_object_array_length(mounts); i++) {
+            const char *m = ks_json_str(json_object_array_get_idx(mounts, i), "destination");
+            _cleanup_free_ char *d = m ? ks_path_clean(m) : NULL;
+            taken = d && strcmp(d, dest) == 0;
+        }
+        snprintf(src, sizeof(src), "%s/%s", etc_dir, *f);
+        if (!taken)
+            add_mount(mounts, dest, "bind", src,
+                      ro ? OPTS("rbind", "rprivate", "ro") : OPTS("rbind", "rprivate"));
+    }
 }
 
 int ks_container_spec_generate(json_object *config, const struct ks_spec_gen_opts *o,

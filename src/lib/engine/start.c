@@ -155,7 +155,37 @@ struct start_ctx {
     const char *run_dir;
     const char *self_exe;
     int sync_fd, attach_fd;
+    char dns_netns[4096]; /* the namespace the embedded DNS resolver serves; "": none */
 };
+
+/* The embedded DNS resolver's options: the namespace, where the networks' hosts files are, and
+ * at most four upstream servers. */
+static int dns_args(struct argv *a, const struct start_ctx *s, struct ks_error **err)
+{
+    _cleanup_strv_ char **up = NULL;
+    _cleanup_free_ char *nets = NULL;
+    int r = ks_engine_dns_upstreams(s->config, &up, err);
+    if (r < 0)
+        return r;
+    if (asprintf(&nets, "%s/networks", s->e->runroot) < 0)
+        return ks_error_set(err, ENOMEM, "monitor command line");
+    arg(a, "--dns-netns");
+    arg(a, s->dns_netns);
+    arg(a, "--dns-networks");
+    arg(a, nets);
+    for (size_t i = 0; up[i] && i < 4; i++) {
+        arg(a, "--dns-upstream");
+        arg(a, up[i]);
+    }
+    return 0;
+}
+
+/* Whether the container has a network namespace of its own (not host, not another's). */
+static bool owns_network(json_object *hc)
+{
+    const char *mode = ks_json_str(hc, "NetworkMode");
+    return mode == NULL || (strcmp(mode, "host") != 0 && strncmp(mode, "container:", 10) != 0);
+}
 
 static int monitor_argv(struct argv *a, const struct start_ctx *s, struct ks_error **err)
 {
@@ -203,6 +233,8 @@ static int monitor_argv(struct argv *a, const struct start_ctx *s, struct ks_err
     arg(a, "--rootfs-mount");
     arg(a, s->merged);
     health_args(a, c);
+    if (s->dns_netns[0] && (r = dns_args(a, s, err)) < 0)
+        return r;
     if (ks_json_bool(hc, "AutoRemove", false)) {
         /* The rm deletes the runtime's state itself. */
         arg(a, "--cleanup-deletes");
@@ -214,6 +246,17 @@ static int monitor_argv(struct argv *a, const struct start_ctx *s, struct ks_err
         arg(a, s->e->runroot);
         arg(a, "rm");
         arg(a, "-f");
+        arg(a, s->id);
+    } else if (owns_network(hc)) {
+        /* What the network holds goes when the container has exited for good. */
+        arg(a, "--");
+        arg(a, s->self_exe);
+        arg(a, "--root");
+        arg(a, s->e->root);
+        arg(a, "--runroot");
+        arg(a, s->e->runroot);
+        arg(a, "network");
+        arg(a, "release");
         arg(a, s->id);
     }
     if (a->oom)
@@ -324,8 +367,10 @@ static int write_bundle(const struct start_ctx *s, const struct ks_spec_gen_opts
 static int prepare(struct start_ctx *s, const struct ks_db_container *c, char **ret_merged,
                    struct ks_error **err)
 {
-    _cleanup_free_ char *overlay = NULL, *merged = NULL, *init = NULL, *netns = NULL;
+    _cleanup_free_ char *overlay = NULL, *merged = NULL, *init = NULL, *netns = NULL, *etc = NULL;
     _cleanup_close_ int rootfd = -EBADF;
+    struct ks_net_endpoint *eps = NULL; /* the network's attachments, n_eps of them */
+    size_t n_eps = 0;
     if (asprintf(&overlay, "%s/overlay", s->e->root) < 0)
         return ks_error_set(err, ENOMEM, "start");
     /* A container removed when it exits never mounts its upper directory again: skipping
@@ -379,14 +424,19 @@ static int prepare(struct start_ctx *s, const struct ks_db_container *c, char **
         .rootfd = rootfd,
         .init_path = init,
         .netns_path = netns,
+        .host_network = net.host_network,
+        .etc_dir = etc,
     };
     s->merged = merged;
     r = write_bundle(s, &go, err);
     if (r < 0)
         goto fail;
+    ks_net_endpoints_free(eps, n_eps);
     *ret_merged = TAKE_PTR(merged);
     return 0;
 fail:
+    ks_net_endpoints_free(eps, n_eps);
+    ks_net_release_locked(s->e, c->id, NULL);
     ks_snapshot_container_unmount(overlay, c->snapshot, NULL);
     return r;
 }
@@ -480,6 +530,7 @@ int ks_engine_start(struct ks_engine *e, const char *id, const struct ks_contain
         _cleanup_free_ char *overlay = NULL;
         if (asprintf(&overlay, "%s/overlay", e->root) >= 0)
             ks_snapshot_container_unmount(overlay, c->snapshot, NULL);
+        ks_net_release_locked(e, c->id, NULL);
         return r;
     }
     if (ret_pid)
