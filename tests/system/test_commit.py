@@ -54,13 +54,13 @@ def test_commit_adds_one_layer_on_the_base_chain(kiste):
 
 def test_committed_image_runs_with_the_change_and_the_deletion(kiste):
     kiste("run", "--name", "c2", "busybox", "sh", "-c",
-          "echo hello > /new-file && rm /bin/vi && rm -r /etc && mkdir /etc && echo y > /etc/only")
+          "echo hello > /new-file && rm /bin/vi && rm -r /home && mkdir /home && echo y > /home/only")
     kiste("commit", "-c", 'CMD ["cat", "/new-file"]', "c2", "committed:2")
     # -c CMD applies: no command given, the committed CMD runs.
     assert kiste("run", "--rm", "committed:2").stdout == "hello\n"
     # A deleted file stays deleted (a whiteout), a replaced directory is opaque.
     p = kiste("run", "--rm", "committed:2", "sh", "-c",
-              "ls /bin/vi; echo rc=$?; ls /etc", check=False)
+              "ls /bin/vi; echo rc=$?; ls /home", check=False)
     assert "rc=1" in p.stdout or "rc=2" in p.stdout, p.stdout + p.stderr
     assert p.stdout.split("rc=")[1].split("\n", 1)[1].split() == ["only"]
     # The base image still has what the container deleted.
