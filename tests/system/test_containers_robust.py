@@ -318,15 +318,18 @@ def test_privileged_gives_devices_capabilities_and_writable_kernel_files(kiste):
     assert "kmsg" not in out.stdout and "Read-only file system" in out.stderr
 
 
-def test_kiste_in_kiste(kiste, nested_image):
+@pytest.mark.parametrize("cgroupns", ["private", "host"])
+def test_kiste_in_kiste(kiste, nested_image, cgroupns):
+    """The inner runtime finds its cgroups below the outer container's /sys/fs/cgroup, whether
+    the outer container has a cgroup namespace of its own or the host's."""
     script = INNER.format(root="/var/lib/kiste/r") + (
         "$k import /busybox.tar busybox >/dev/null && "
         "$k run --rm busybox echo nested && "
         "$k run -d --name inner --memory 64m busybox sleep 30 >/dev/null && "
         "$k exec inner cat /sys/fs/cgroup/memory/memory.limit_in_bytes && "
         "$k rm -f inner >/dev/null && $k ps -aq | wc -l")
-    p = kiste("run", "--rm", "--privileged", "--tmpfs", "/var/lib/kiste", nested_image,
-              "sh", "-c", script, check=False, timeout=120)
+    p = kiste("run", "--rm", "--privileged", "--cgroupns", cgroupns, "--tmpfs", "/var/lib/kiste",
+              nested_image, "sh", "-c", script, check=False, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
     assert p.stdout.split() == ["nested", str(64 << 20), "0"], p.stdout + p.stderr
 

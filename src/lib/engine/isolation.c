@@ -221,10 +221,8 @@ int ks_isolation_cgroups_path(const char *parent, const char *id, char **ret, st
 bool ks_isolation_cgroupns_private_default(void)
 {
     /* Docker's default is the host's namespace on v1 and hybrid layouts, a private one on v2.
-     * Kiste keeps a private one on every layout: the runtime finds the init's cgroup through
-     * /proc/self/cgroup, which in the host's cgroup namespace names the full host path, one
-     * that a runtime nested in the container (kiste in kiste) cannot find below its
-     * bind-mounted /sys/fs/cgroup. --cgroupns host still gives the host's. */
+     * Kiste keeps a private one on every layout: a container sees its own cgroup as the root
+     * and nothing of the host's tree, as on v2. --cgroupns host still gives the host's. */
     return true;
 }
 

@@ -236,16 +236,41 @@ static bool own_cgroup_path(const char *ctrls, char *buf, size_t len)
     return false;
 }
 
+/* The root (mountinfo's fourth field) of the last mount on mp, "/" when none is found. Inside
+ * a container that shares the host's cgroup namespace, /sys/fs/cgroup/<hier> is a bind of the
+ * container's own cgroup: /proc/self/cgroup names paths from the hierarchy's root, and the
+ * part the mount already covers must not be added twice. */
+static void mount_root_of(const char *mp, char *buf, size_t len)
+{
+    snprintf(buf, len, "/");
+    _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+    char *line = NULL;
+    size_t cap = 0;
+    while (f && getline(&line, &cap, f) > 0) {
+        char root[PATH_MAX], point[PATH_MAX];
+        if (sscanf(line, "%*s %*s %*s %4095s %4095s", root, point) == 2 && strcmp(point, mp) == 0)
+            snprintf(buf, len, "%s", root);
+    }
+    free(line);
+}
+
 /* Binds the host's `hier` + the init's own cgroup (from own_cgroup_path) on p; 1 when done, 0
  * when the init sits at the root of its view (own cgroup namespace) and the caller mounts the
  * hierarchy itself, or a negative errno. */
 static int bind_own_cgroup(const char *hier, const char *ctrls, const char *p, unsigned long flags,
                            struct ks_error **err)
 {
-    char own[PATH_MAX], src[PATH_MAX * 2];
+    char own[PATH_MAX], root[PATH_MAX], src[PATH_MAX * 2];
     if (!own_cgroup_path(ctrls, own, sizeof(own)) || strcmp(own, "/") == 0)
         return 0;
-    snprintf(src, sizeof(src), "%s%s", hier, own);
+    mount_root_of(hier, root, sizeof(root));
+    size_t rl = strlen(root);
+    const char *rel = own;
+    if (strcmp(root, "/") != 0 && strncmp(own, root, rl) == 0 && (own[rl] == '/' || !own[rl]))
+        rel = own + rl;
+    if (*rel == '\0' || strcmp(rel, "/") == 0)
+        return 0;
+    snprintf(src, sizeof(src), "%s%s", hier, rel);
     if (mount(src, p, NULL, MS_BIND, NULL) < 0)
         return ks_error_set(err, errno, "bind cgroup `%s` on `%s`", src, p);
     int r = remount_bind(p, flags | MS_NOSUID | MS_NODEV | MS_NOEXEC, err);
