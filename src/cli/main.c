@@ -110,6 +110,7 @@ static const struct {
     {"cp", ks_cli_cp, "copy files between a container and the host"},
     {"commit", ks_cli_commit, "create a new image from a container's changes"},
     {"build", ks_cli_build, "build an image from a Dockerfile"},
+    {"builder", ks_cli_builder, "manage the build cache (prune)"},
     {"dockerfile", ks_cli_dockerfile, "parse and check a Dockerfile (parse, check)"},
     {"container", ks_cli_container, "manage containers"},
     {"network", ks_cli_network, "manage networks (create, ls, inspect, rm, prune, connect)"},
@@ -120,12 +121,6 @@ static const struct {
     {"login", ks_cli_login, "log in to a registry"},
     {"logout", ks_cli_logout, "log out from a registry"},
     {"search", ks_cli_search, "search registries for images"},
-};
-
-/* Docker's commands that the engine will provide; named so the message is precise. */
-static const char *const planned[] = {
-    "build",
-    "builder",
 };
 
 static void usage(FILE *f)
@@ -173,11 +168,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].fn(argc - 1, argv + 1);
-    for (size_t i = 0; i < sizeof(planned) / sizeof(planned[0]); i++)
-        if (strcmp(argv[1], planned[i]) == 0) {
-            fprintf(stderr, "kiste: `%s` is not available in this version yet\n", argv[1]);
-            return 1;
-        }
     fprintf(stderr, "kiste: unknown command `%s`\n", argv[1]);
     usage(stderr);
     return 1;
