@@ -1,7 +1,7 @@
 #!/bin/sh
 # The walk-through of `make demo`: the local busybox image made and imported into kiste's store,
 # containers run from it as Docker users run them (foreground, detached, exec, logs, stop, rm),
-# the image saved and loaded again, and the same busybox tree run directly by the OCI runtime
+# a named volume kept between two containers, the image saved and loaded again, and the same busybox tree run directly by the OCI runtime
 # kiste-runtime. Private state under build/demo.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,6 +51,12 @@ step kiste system df
 k system df
 step kiste rm web
 k rm web
+step kiste run --rm -v notes:/srv busybox sh -c "'echo written by the first container > /srv/note'"
+k run --rm -v notes:/srv busybox sh -c 'echo written by the first container > /srv/note'
+step kiste run --rm -v notes:/srv:ro busybox cat /srv/note '&&' kiste volume ls
+k run --rm -v notes:/srv:ro busybox cat /srv/note
+k volume ls
+k volume rm notes
 step kiste save -o busybox-saved.tar busybox '&&' kiste rmi busybox '&&' kiste load -i busybox-saved.tar
 k save -o "$demo/busybox-saved.tar" busybox
 k rmi busybox
