@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -85,6 +86,50 @@ def run_captured(cmd, input=None, timeout=60, **kw):
         p.stdout = out.read().decode(errors="replace")
         p.stderr = err.read().decode(errors="replace")
         return p
+
+
+@pytest.fixture(scope="session")
+def busybox_tar(busybox_rootfs, tmp_path_factory):
+    """The busybox tree as a tarball, for `kiste import`."""
+    out = tmp_path_factory.mktemp("images") / "busybox.tar"
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
+        for p in sorted(busybox_rootfs.iterdir()):
+            if p.name != ".complete":
+                t.add(p, arcname=p.name)
+    return out
+
+
+class KisteCli:
+    """kiste with a private storage root and, when given, run root and environment:
+    k("run", ...) returns the finished process and raises unless it succeeded (check=False
+    lets the caller look)."""
+
+    timeout = 60
+
+    def __init__(self, root: Path, runroot: Path = None, env: dict = None):
+        self.root, self.runroot, self.env = root, runroot, env
+
+    def argv(self, *args):
+        cmd = [str(KISTE), "--root", str(self.root)]
+        if self.runroot is not None:
+            cmd += ["--runroot", str(self.runroot)]
+        return cmd + [str(a) for a in args]
+
+    def __call__(self, *args, check=True, input=None, timeout=None, env=None):
+        e = None
+        if self.env is not None or env is not None:
+            e = dict(self.env if self.env is not None else os.environ)
+            e.update(env or {})
+        p = run_captured(self.argv(*args), input=input, timeout=timeout or self.timeout, env=e)
+        if check and p.returncode != 0:
+            raise AssertionError(f"{args} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+        return p
+
+    def inspect(self, name):
+        return json.loads(self("inspect", name).stdout)[0]
+
+    def state(self, name):
+        return self.inspect(name)["State"]
 
 
 class Bundle:

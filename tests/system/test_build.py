@@ -96,14 +96,6 @@ import tarfile  # noqa: E402
 import tempfile  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def busybox_tar(busybox_rootfs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("images") / "busybox.tar"
-    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
-        for p in sorted(busybox_rootfs.iterdir()):
-            if p.name != ".complete":
-                t.add(p, arcname=p.name)
-    return out
 
 
 class Store:

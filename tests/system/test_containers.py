@@ -17,41 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KISTE, run_captured, wait_for
+from conftest import KISTE, run_captured, wait_for, KisteCli, busybox_tar  # noqa: F401 (busybox_tar: a fixture)
 
 NAME_RE = re.compile(r"^[a-z]+_[a-z]+[0-9]?$")
 
 
-@pytest.fixture(scope="session")
-def busybox_tar(busybox_rootfs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("images") / "busybox.tar"
-    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
-        for p in sorted(busybox_rootfs.iterdir()):
-            if p.name != ".complete":
-                t.add(p, arcname=p.name)
-    return out
 
 
-class Kiste:
-    def __init__(self, root: Path, runroot: Path):
-        self.root = root
-        self.runroot = runroot
-
-    def argv(self, *args):
-        return [str(KISTE), "--root", str(self.root), "--runroot", str(self.runroot)] + [
-            str(a) for a in args]
-
-    def __call__(self, *args, check=True, input=None, timeout=60):
-        p = run_captured(self.argv(*args), input=input, timeout=timeout)
-        if check and p.returncode != 0:
-            raise AssertionError(f"{args} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-        return p
-
-    def inspect(self, name):
-        return json.loads(self("inspect", name).stdout)[0]
-
-    def state(self, name):
-        return self.inspect(name)["State"]
+Kiste = KisteCli
 
 
 @pytest.fixture

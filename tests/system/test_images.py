@@ -12,29 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KISTE, run_captured
+from conftest import KISTE, run_captured, KisteCli, busybox_tar  # noqa: F401 (busybox_tar: a fixture)
 
 
-@pytest.fixture(scope="session")
-def busybox_tar(busybox_rootfs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("images") / "busybox.tar"
-    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
-        for p in sorted(busybox_rootfs.iterdir()):
-            if p.name != ".complete":
-                t.add(p, arcname=p.name)
-    return out
 
 
-class Kiste:
-    def __init__(self, root: Path):
-        self.root = root
-
-    def __call__(self, *args, check=True, input=None, env=None):
-        cmd = [str(KISTE), "--root", str(self.root)] + [str(a) for a in args]
-        p = run_captured(cmd, input=input, env=env)
-        if check and p.returncode != 0:
-            raise AssertionError(f"{cmd} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-        return p
+Kiste = KisteCli
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KISTE, run_captured, wait_for
+from conftest import KISTE, run_captured, wait_for, KisteCli, busybox_tar  # noqa: F401 (busybox_tar: a fixture)
 
 REGISTRY = shutil.which("docker-registry")
 SKOPEO = shutil.which("skopeo")
@@ -40,35 +40,18 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def busybox_tar(busybox_rootfs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("images") / "busybox.tar"
-    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
-        for p in sorted(busybox_rootfs.iterdir()):
-            if p.name != ".complete":
-                t.add(p, arcname=p.name)
-    return out
 
 
-class Kiste:
+class Kiste(KisteCli):
+    timeout = 120
+
     def __init__(self, tmp: Path):
-        self.root = tmp / "root"
-        self.runroot = Path(tempfile.mkdtemp(prefix="kr-", dir="/run"))
-        self.env = dict(os.environ)
-        self.env["DOCKER_CONFIG"] = str(tmp / "docker-config")
-        self.env["KISTE_CERTS_D"] = str(tmp / "certs.d")
-        self.env["HOME"] = str(tmp / "home")
-        self.env.pop("KISTE_INSECURE_REGISTRIES", None)
-
-    def __call__(self, *args, check=True, input=None, timeout=120, env=None):
-        cmd = [str(KISTE), "--root", str(self.root), "--runroot", str(self.runroot)] + [
-            str(a) for a in args]
-        e = dict(self.env)
-        e.update(env or {})
-        p = run_captured(cmd, input=input, timeout=timeout, env=e)
-        if check and p.returncode != 0:
-            raise AssertionError(f"{args} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-        return p
+        env = dict(os.environ)
+        env["DOCKER_CONFIG"] = str(tmp / "docker-config")
+        env["KISTE_CERTS_D"] = str(tmp / "certs.d")
+        env["HOME"] = str(tmp / "home")
+        env.pop("KISTE_INSECURE_REGISTRIES", None)
+        super().__init__(tmp / "root", Path(tempfile.mkdtemp(prefix="kr-", dir="/run")), env)
 
     def images(self):
         return self("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()

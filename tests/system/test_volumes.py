@@ -16,42 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KISTE, run_captured, wait_for
+from conftest import KISTE, run_captured, wait_for, KisteCli, busybox_tar  # noqa: F401 (busybox_tar: a fixture)
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-@pytest.fixture(scope="session")
-def busybox_tar(busybox_rootfs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("images") / "busybox.tar"
-    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
-        for p in sorted(busybox_rootfs.iterdir()):
-            if p.name != ".complete":
-                t.add(p, arcname=p.name)
-    return out
 
 
-class Kiste:
-    def __init__(self, root: Path, runroot: Path):
-        self.root = root
-        self.runroot = runroot
-
-    def argv(self, *args):
-        return [str(KISTE), "--root", str(self.root), "--runroot", str(self.runroot)] + [
-            str(a) for a in args]
-
-    def __call__(self, *args, check=True, input=None, timeout=60):
-        p = run_captured(self.argv(*args), input=input, timeout=timeout)
-        if check and p.returncode != 0:
-            raise AssertionError(f"{args} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-        return p
-
+class Kiste(KisteCli):
     def run(self, *args, check=True):
         """run --rm --network none: the network plays no part here."""
         return self("run", "--rm", "--network", "none", *args, check=check)
-
-    def inspect(self, name):
-        return json.loads(self("inspect", name).stdout)[0]
 
     def volumes(self):
         return set(self("volume", "ls", "-q").stdout.split())
