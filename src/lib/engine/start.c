@@ -235,28 +235,21 @@ static int monitor_argv(struct argv *a, const struct start_ctx *s, struct ks_err
     health_args(a, c);
     if (s->dns_netns[0] && (r = dns_args(a, s, err)) < 0)
         return r;
-    if (ks_json_bool(hc, "AutoRemove", false)) {
-        /* The rm deletes the runtime's state itself. */
-        arg(a, "--cleanup-deletes");
+    /* The cleanup command, a kiste of the same roots: --rm's rm (which deletes the runtime's
+     * state itself), or the release of what the network holds once the container has exited
+     * for good. */
+    bool rm = ks_json_bool(hc, "AutoRemove", false);
+    if (rm || owns_network(hc)) {
+        if (rm)
+            arg(a, "--cleanup-deletes");
         arg(a, "--");
         arg(a, s->self_exe);
         arg(a, "--root");
         arg(a, s->e->root);
         arg(a, "--runroot");
         arg(a, s->e->runroot);
-        arg(a, "rm");
-        arg(a, "-f");
-        arg(a, s->id);
-    } else if (owns_network(hc)) {
-        /* What the network holds goes when the container has exited for good. */
-        arg(a, "--");
-        arg(a, s->self_exe);
-        arg(a, "--root");
-        arg(a, s->e->root);
-        arg(a, "--runroot");
-        arg(a, s->e->runroot);
-        arg(a, "network");
-        arg(a, "release");
+        arg(a, rm ? "rm" : "network");
+        arg(a, rm ? "-f" : "release");
         arg(a, s->id);
     }
     if (a->oom)
