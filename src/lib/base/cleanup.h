@@ -42,17 +42,20 @@ KS_DEFINE_CLEANUP(char **, ks_strv_free)
 #define _cleanup_closedir_ _cleanup_(closedir_p)
 #define _cleanup_strv_     _cleanup_(ks_strv_free_p)
 
+/* Both evaluate their argument once: TAKE_PTR(v[i++]) takes v[i] and moves on. */
 #define TAKE_PTR(p)                                                                                \
     ({                                                                                             \
-        __typeof__(p) _tp = (p);                                                                   \
-        (p) = NULL;                                                                                \
+        __typeof__(p) *_tpp = &(p);                                                                \
+        __typeof__(p) _tp = *_tpp;                                                                 \
+        *_tpp = NULL;                                                                              \
         _tp;                                                                                       \
     })
 
 #define TAKE_FD(fd)                                                                                \
     ({                                                                                             \
-        int _tfd = (fd);                                                                           \
-        (fd) = -EBADF;                                                                             \
+        int *_tfdp = &(fd);                                                                        \
+        int _tfd = *_tfdp;                                                                         \
+        *_tfdp = -EBADF;                                                                           \
         _tfd;                                                                                      \
     })
 

@@ -113,7 +113,8 @@ static int write_and_rename(int dirfd, const char *name, const char *data, size_
                             bool durable, struct ks_error **err)
 {
     char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof(tmp), ".%s.tmp-%d", name, getpid()) >= (int)sizeof(tmp))
+    /* The thread, not only the process: two threads may replace the same file at once. */
+    if (snprintf(tmp, sizeof(tmp), ".%s.tmp-%d", name, (int)gettid()) >= (int)sizeof(tmp))
         return ks_error_set_plain(err, ENAMETOOLONG, "name too long: `%s`", name);
     _cleanup_close_ int fd =
         openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
