@@ -9,6 +9,7 @@
 #include "format.h"
 
 #include "lib/base/error.h"
+#include "lib/base/json.h"
 
 void ks_fmt_size(int64_t size, char *buf, size_t len)
 {
@@ -293,4 +294,21 @@ int ks_cli_usage_error(const char *cmd, const char *msg)
 {
     fprintf(stderr, "kiste %s: %s\nSee 'kiste %s --help'.\n", cmd, msg, cmd);
     return 1;
+}
+
+int ks_cli_print_inspect(json_object *all, const char *format)
+{
+    if (format == NULL) {
+        printf("%s\n", ks_json_pretty(all));
+        return 0;
+    }
+    _cleanup_free_ char *tmpl = ks_fmt_unescape(format);
+    for (size_t i = 0; tmpl && i < json_object_array_length(all); i++) {
+        if (ks_fmt_template(stdout, tmpl, json_object_array_get_idx(all, i)) < 0) {
+            fprintf(stderr, "Error: invalid format `%s`\n", format);
+            return 1;
+        }
+        putchar('\n');
+    }
+    return 0;
 }

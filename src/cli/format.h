@@ -37,6 +37,11 @@ int ks_table_add_line(struct ks_table *t, const char *line);
 void ks_table_print(FILE *f, const struct ks_table *t);
 void ks_table_free(struct ks_table *t);
 
+/* What `inspect` prints of all (a JSON array): each element through the Go-style template
+ * format, one per line, or the array as indented JSON when format is NULL. 0, or 1 (with a
+ * message) when the template is invalid. */
+int ks_cli_print_inspect(json_object *all, const char *format);
+
 struct ks_error;
 /* Prints "Error: <message>" (Docker's client prefix), frees e and returns status. */
 int ks_cli_fail(struct ks_error *e, int status);

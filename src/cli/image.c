@@ -393,20 +393,8 @@ static int image_inspect(int argc, char **argv)
         }
         json_object_array_add(all, o);
     }
-    if (format) {
-        _cleanup_free_ char *tmpl = ks_fmt_unescape(format);
-        for (size_t i = 0; tmpl && i < json_object_array_length(all); i++) {
-            if (ks_fmt_template(stdout, tmpl, json_object_array_get_idx(all, i)) < 0) {
-                fprintf(stderr, "Error: invalid format `%s`\n", format);
-                return 1;
-            }
-            putchar('\n');
-        }
-    } else {
-        printf("%s\n", json_object_to_json_string_ext(all, JSON_C_TO_STRING_PRETTY |
-                                                               JSON_C_TO_STRING_SPACED |
-                                                               JSON_C_TO_STRING_NOSLASHESCAPE));
-    }
+    if (ks_cli_print_inspect(all, format) != 0)
+        return 1;
     return rc;
 }
 

@@ -309,18 +309,8 @@ static int net_inspect(int argc, char **argv)
         }
         json_object_array_add(out, o);
     }
-    if (format) {
-        _cleanup_free_ char *tmpl = ks_fmt_unescape(format);
-        for (size_t i = 0; tmpl && i < json_object_array_length(out); i++) {
-            if (ks_fmt_template(stdout, tmpl, json_object_array_get_idx(out, i)) < 0) {
-                fprintf(stderr, "Error: invalid format `%s`\n", format);
-                return 1;
-            }
-            putchar('\n');
-        }
-    } else {
-        printf("%s\n", ks_json_pretty(out));
-    }
+    if (ks_cli_print_inspect(out, format) != 0)
+        return 1;
     return rc;
 }
 

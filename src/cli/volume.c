@@ -319,20 +319,8 @@ static int volume_inspect(int argc, char **argv)
         }
         json_object_array_add(all, ks_volume_json(v));
     }
-    if (format) {
-        _cleanup_free_ char *tmpl = ks_fmt_unescape(format);
-        for (size_t i = 0; tmpl && i < json_object_array_length(all); i++) {
-            if (ks_fmt_template(stdout, tmpl, json_object_array_get_idx(all, i)) < 0) {
-                fprintf(stderr, "Error: invalid format `%s`\n", format);
-                return 1;
-            }
-            putchar('\n');
-        }
-    } else {
-        printf("%s\n", json_object_to_json_string_ext(all, JSON_C_TO_STRING_PRETTY |
-                                                               JSON_C_TO_STRING_SPACED |
-                                                               JSON_C_TO_STRING_NOSLASHESCAPE));
-    }
+    if (ks_cli_print_inspect(all, format) != 0)
+        return 1;
     return rc;
 }
 

@@ -159,22 +159,6 @@ static int send_request(struct push *p, const char *method, const char *url,
     return rr;
 }
 
-static ssize_t read_chunk(int fd, char *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = read(fd, buf + got, len - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    return (ssize_t)got;
-}
-
 /* Uploads what fd gives: one PUT when it fits a chunk, else PATCH chunks and a closing PUT.
  * The bytes are hashed on the way and must give digest. *ret_size: the bytes sent. */
 static int upload(struct push *p, char *location, const char *digest, int fd, int64_t total,
@@ -188,7 +172,7 @@ static int upload(struct push *p, char *location, const char *digest, int fd, in
     int64_t sent = 0;
     size_t have = 0; /* bytes in buf for the closing PUT */
     for (;;) {
-        ssize_t n = read_chunk(fd, buf, (size_t)p->chunk);
+        ssize_t n = ks_read_all(fd, buf, (size_t)p->chunk);
         if (n < 0)
             return ks_error_set(err, (int)-n, "read blob %s", digest);
         if (n == 0)

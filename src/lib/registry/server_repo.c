@@ -341,13 +341,20 @@ int ks_reg_list_tags(struct ks_reg_store *st, const char *name, char ***ret, siz
     return strv_finish(&b, ret, ret_n, err);
 }
 
-int ks_reg_list_manifests(struct ks_reg_store *st, const char *name, char ***ret, size_t *ret_n,
-                          struct ks_error **err)
+/* The digests under a repository's dir/sha256 and dir/sha512 link directories. */
+static int list_digests(struct ks_reg_store *st, const char *name, const char *dir, char ***ret,
+                        size_t *ret_n, struct ks_error **err)
 {
     struct strv_builder b = {0};
-    int r = list_dir(st, name, "_manifests/sha256", "sha256:", ks_is_digest, &b, err);
-    if (r >= 0)
-        r = list_dir(st, name, "_manifests/sha512", "sha512:", ks_is_digest, &b, err);
+    char sub[64];
+    int r = 0;
+    for (const char *const *alg = (const char *const[]){"sha256", "sha512", NULL}; *alg && r >= 0;
+         alg++) {
+        char prefix[16];
+        snprintf(sub, sizeof(sub), "%s/%s", dir, *alg);
+        snprintf(prefix, sizeof(prefix), "%s:", *alg);
+        r = list_dir(st, name, sub, prefix, ks_is_digest, &b, err);
+    }
     if (r < 0) {
         ks_strv_free(b.v);
         return r;
@@ -355,18 +362,16 @@ int ks_reg_list_manifests(struct ks_reg_store *st, const char *name, char ***ret
     return strv_finish(&b, ret, ret_n, err);
 }
 
+int ks_reg_list_manifests(struct ks_reg_store *st, const char *name, char ***ret, size_t *ret_n,
+                          struct ks_error **err)
+{
+    return list_digests(st, name, "_manifests", ret, ret_n, err);
+}
+
 int ks_reg_list_blob_links(struct ks_reg_store *st, const char *name, char ***ret,
                            struct ks_error **err)
 {
-    struct strv_builder b = {0};
-    int r = list_dir(st, name, "_blobs/sha256", "sha256:", ks_is_digest, &b, err);
-    if (r >= 0)
-        r = list_dir(st, name, "_blobs/sha512", "sha512:", ks_is_digest, &b, err);
-    if (r < 0) {
-        ks_strv_free(b.v);
-        return r;
-    }
-    return strv_finish(&b, ret, NULL, err);
+    return list_digests(st, name, "_blobs", ret, NULL, err);
 }
 
 static bool dash_digest_ok(const char *s)
